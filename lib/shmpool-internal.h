@@ -1,0 +1,158 @@
+/*
+ * shmpool-internal.h - shared-memory layout of a pool and the private
+ * handle.  Not installed: the layout may change between versions (the file
+ * carries a version number and is rejected when it differs).
+ */
+#ifndef SHMPOOL_INTERNAL_H
+#define SHMPOOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "shmpool.h"
+
+#define SHMPOOL_CACHELINE 64
+
+#define SHMPOOL_MAGIC_READY 0x31304c4f4f504d48ull /* "HMPOOL01" */
+#define SHMPOOL_MAGIC_INIT 0x74696e694c4f4f50ull  /* "POOLinit" */
+#define SHMPOOL_LAYOUT_VERSION 1u
+
+/*
+ * Slots per bitmap word.  Bit 63 of every word is the word's recovery lock:
+ * while it is set no allocation claims a bit of that word (see the protocol
+ * comment at the top of shmpool.c).
+ */
+#define SLOTS_PER_WORD 63u
+#define WORD_LOCK (1ull << 63)
+
+/* User (attachment record) states. */
+#define USER_FREE 0u
+#define USER_USED 1u
+
+/*
+ * pend_op: the operation a user is in, written before its first shared
+ * store.  Two encodings:
+ *
+ * Short form, one store, for single-slot alloc and free (the fast path):
+ *   bits 0-2 op (OP_ALLOC1, OP_FREE1), bits 3-8 bit, bits 9-35 word,
+ *   bits 36-63 the low 28 bits of the counter (nalloc, nfree) before the
+ *   operation: recovery compares them with the counter to learn whether
+ *   the increment landed.
+ * Long form, for batches and recovery, with pend_mask and pend_snap:
+ *   bits 0-2 op (OP_ALLOC, OP_FREE, OP_RFREE), bits 3-30 pre-owner
+ *   (user index + 1 whose slots are being freed), bits 31-57 word.
+ */
+#define OP_NONE 0u
+#define OP_ALLOC 1u  /* claiming pend_mask of word */
+#define OP_FREE 2u   /* freeing pend_mask of word, owned by pre-owner */
+#define OP_RFREE 3u  /* recovery freeing a dead pre-owner's slot */
+#define OP_ALLOC1 4u /* short forms */
+#define OP_FREE1 5u
+#define OP_UNALLOC 6u /* giving back pend_mask just claimed: nalloc -= n */
+#define PEND_OP(v) ((unsigned)((v)&7u))
+#define PEND(op, word, pre)                                                    \
+	((uint64_t)(op) | ((uint64_t)(pre) << 3) | ((uint64_t)(word) << 31))
+#define PEND_PRE(v) ((uint32_t)(((v) >> 3) & 0xFFFFFFFu))
+#define PEND_WORD(v) ((uint64_t)(((v) >> 31) & 0x7FFFFFFu))
+#define PEND1(op, word, bit, cnt)                                              \
+	((uint64_t)(op) | ((uint64_t)(bit) << 3) | ((uint64_t)(word) << 9) |   \
+	 ((uint64_t)(cnt) << 36))
+#define PEND1_BIT(v) ((unsigned)(((v) >> 3) & 63u))
+#define PEND1_WORD(v) ((uint64_t)(((v) >> 9) & 0x7FFFFFFu))
+#define PEND1_CNT(v) ((uint64_t)((v) >> 36))
+#define CNT_LOW_MASK ((1ull << 28) - 1)
+
+/* Immutable description of the pool, first cache line of the file. */
+struct pool_hdr {
+	_Atomic uint64_t magic; /* READY is written last at creation */
+	uint32_t version;
+	uint32_t variant;
+	uint64_t capacity;
+	uint64_t stride;    /* bytes per slot */
+	uint64_t max_len;   /* STR: max string length; else == stride */
+	uint32_t max_users; /* multiple of 64 */
+	uint32_t nwords;
+	uint64_t off_users;
+	uint64_t off_waitmask;
+	uint64_t off_bitmap;
+	uint64_t off_owner;
+	uint64_t off_data;
+	uint64_t total_size;
+	uint64_t checksum; /* FNV-1a of the fields between magic and here */
+};
+
+/* Mutable shared words, each on its own line. */
+struct pool_shared {
+	_Alignas(SHMPOOL_CACHELINE) _Atomic uint32_t wake_seq; /* futex word */
+	_Alignas(SHMPOOL_CACHELINE) _Atomic uint32_t user_hwm; /* users ever
+	                                                          used */
+};
+
+/*
+ * One attachment record: one thread of one process using the pool.  The
+ * first line is written only by its thread (or, once the process is dead,
+ * by the recovery that holds its lock byte): plain stores, no RMW.
+ */
+struct pool_user {
+	_Alignas(SHMPOOL_CACHELINE) _Atomic uint64_t pend_op;
+	_Atomic uint64_t pend_mask;
+	_Atomic uint64_t pend_snap; /* counter value before the operation */
+	_Atomic uint64_t nalloc;    /* slots claimed */
+	_Atomic uint64_t nfree;     /* slots released (incl. recovered) */
+	_Atomic uint64_t hint;      /* slot to try first */
+	_Alignas(SHMPOOL_CACHELINE) _Atomic uint32_t state;
+	_Atomic int32_t pid;
+	_Atomic uint64_t nwait;
+	_Atomic uint64_t ntimeout;
+	_Atomic uint64_t nrecov;
+};
+
+/* Offsets of the fixed part. */
+#define OFF_SHARED SHMPOOL_CACHELINE
+#define OFF_FIXED_END (OFF_SHARED + sizeof(struct pool_shared))
+
+/* Private per-handle record of a user this handle took. */
+struct handle_user {
+	uint32_t uid;
+	int active;       /* a live thread uses it */
+	pthread_t thread; /* valid when active */
+};
+
+struct shmpool {
+	/* immutable after open: private copies validated at open, so no value
+	 * read back from shared memory ever sizes an access */
+	uint64_t serial; /* identifies this handle in this process */
+	enum shmpool_variant variant;
+	enum shmpool_backing backing;
+	uint64_t capacity;
+	uint64_t stride;
+	uint64_t max_len;
+	uint32_t max_users;
+	uint32_t nwords;
+	uint32_t nwaitwords;
+	size_t map_size;
+	unsigned char *base;
+	struct pool_hdr *hdr;
+	struct pool_shared *sh;
+	struct pool_user *users;
+	_Atomic uint64_t *waitmask;
+	_Atomic uint64_t *bitmap;
+	_Atomic uint32_t *owner;
+	unsigned char *data;
+	uint64_t last_valid; /* valid-bit mask of the last bitmap word */
+	char *path;
+
+	int fd;  /* backing */
+	int lfd; /* liveness: private open file description, holds locks */
+	int efd;
+	int efd_owned;
+
+	pthread_mutex_t mu; /* guards the fields below */
+	struct handle_user *hu;
+	uint32_t nhu, cap_hu;
+
+	struct shmpool *next; /* process registry */
+};
+
+#endif /* SHMPOOL_INTERNAL_H */

@@ -1,0 +1,2681 @@
+/*
+ * shmpool.c - the pool core.
+ *
+ * Layout.  One shared mapping (a file, a memfd, or an internal memfd for
+ * anonymous pools) holds, in order and cache-line aligned: an immutable
+ * header (written once, checksummed, its magic stored last); the futex word
+ * `wake_seq` and the user high-water mark, each on its own line; a waiter
+ * mask with one bit per user; `max_users` user records of two lines each;
+ * the allocation bitmap, 63 slots per 64-bit word, bit 63 being the word's
+ * recovery lock; an owner array (u32 per slot: user index + 1, 0 = none);
+ * and the slot data.  Every size and offset used to reach memory comes from
+ * a private copy validated at open, never from a value re-read from shared
+ * memory, so a corrupted or hostile peer can make calls fail but cannot make
+ * them touch memory outside the mapping.
+ *
+ * Users.  Each thread of each process that uses a handle takes a user
+ * record (found through a thread-local cache: no syscall per operation).
+ * Its first line is written by that thread alone: the pending operation
+ * (`pend_op`, `pend_mask`, `pend_snap`) and the per-user counters nalloc
+ * and nfree.  `used` is the sum over users of nalloc - nfree, so no shared
+ * counter is written on the fast path.  A user is alive while its process
+ * holds an open-file-description lock on byte LOCK_USERS + index of the
+ * pool file; the kernel drops the lock when the process exits, whatever
+ * its PID namespace, and zombies hold no files, so a reused PID or a zombie
+ * never looks alive.
+ *
+ * Claim.  alloc picks a clear bit of a word (starting at the user's hint),
+ * publishes {ALLOC, word, bit, nalloc} in its record, claims the bit with
+ * one CAS on the word, stores its owner id, zeroes the slot, then stores
+ * nalloc + 1 and clears the pending op.  free publishes {FREE, word, bit,
+ * nfree}, stores owner = 0, clears the bit with one fetch_and, stores
+ * nfree + 1 and clears the pending op.  An uncontended alloc+free thus
+ * costs two atomic RMWs on shared lines; everything else is plain stores to
+ * the user's own line.  A free by another user first moves the owner to
+ * itself with a CAS (hand-off), which also arbitrates against recovery.
+ *
+ * Crash.  A process can die between any two of those steps.  Recovery
+ * (shmpool_recover_stale, serialised by a lock byte) finds dead users by
+ * taking their lock bytes, then for each dead user's pending op locks the
+ * word (sets bit 63, so no claim can re-set a bit of it while it looks) and
+ * decides from the bit, the owner and the pending record what happened:
+ * a claim whose CAS landed is undone (slot freed, nalloc restored to the
+ * snapshot); a free whose owner store landed is finished (bit cleared,
+ * nfree = snapshot + 1).  Bits named by a LIVE user's pending op are left
+ * alone (that user is mid-operation) and retried by a later recovery.  Then
+ * every slot owned by a dead user is freed, under the same word lock, with
+ * a CAS on the owner.  Recovery itself keeps a pending record, so a
+ * recovery that dies is completed by the next one.  The only state in
+ * which a set bit has no owner is a claim or free window, always named by
+ * a pending record, so nothing leaks and the counters agree with the bits.
+ *
+ * Wake.  A waiter sets its bit in the waiter mask (seq_cst RMW), reads
+ * wake_seq, rescans the bitmap with seq_cst loads, and sleeps with
+ * FUTEX_WAIT_BITSET(wake_seq) until an absolute CLOCK_MONOTONIC deadline.
+ * A freer clears the slot bit (seq_cst RMW) and then loads the waiter mask
+ * (seq_cst); if any bit is set it bumps wake_seq and FUTEX_WAKEs.  With all
+ * four accesses in the single seq_cst order, either the waiter's rescan sees
+ * the free or the freer sees the waiter (the store-buffering case that
+ * release/acquire alone does not forbid on ARM or POWER).  A waiter that
+ * succeeds or times out passes a wake on if others wait and slots remain,
+ * so a wake-up is never swallowed by a waiter that stops waiting.  A waiter
+ * killed in its sleep leaves only its mask bit, which costs frees one
+ * FUTEX_WAKE each until recover_stale clears it.
+ *
+ * Limits: capacity <= 2^32 - 2; users <= 65536; a thread that never frees
+ * keeps its user record until its process exits.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <numa.h>
+#include <numaif.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shmpool-internal.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Lock bytes, far beyond any file size (locks need no file data). */
+#define LOCK_BASE ((off_t)1 << 52)
+#define LOCK_RECOVERY (LOCK_BASE + 0)
+#define LOCK_INIT (LOCK_BASE + 1)
+#define LOCK_USERS (LOCK_BASE + 64)
+
+#define RLX memory_order_relaxed
+#define ACQ memory_order_acquire
+#define REL memory_order_release
+#define SC memory_order_seq_cst
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+static __thread char errbuf[256];
+
+__attribute__((format(printf, 2, 3))) static int fail(int err,
+						      const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
+	va_end(ap);
+	errno = err;
+	return -1;
+}
+
+/* fail() for calls returning a pointer. */
+#define FAILP(err, ...) (fail((err), __VA_ARGS__), (void *)NULL)
+
+SHMPOOL_API const char *shmpool_errmsg(void)
+{
+	return errbuf;
+}
+
+SHMPOOL_API const char *shmpool_version(void)
+{
+	return PACKAGE_VERSION;
+}
+
+SHMPOOL_API const char *shmpool_variant_name(enum shmpool_variant v)
+{
+	static const char *const names[] = { "raw", "i64", "i32", "f64",
+					     "str" };
+
+	if (v >= SHMPOOL_RAW && v <= SHMPOOL_STR)
+		return names[v];
+	return v == SHMPOOL_ANY ? "any" : "unknown";
+}
+
+/* ------------------------------------------------------------------ */
+/* Process registry, thread cache, fork                                 */
+/* ------------------------------------------------------------------ */
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct shmpool *reg_head;
+static int *kept_fds; /* liveness fds of closed handles whose users hold
+                         slots: kept open until exit */
+static size_t nkept;
+static _Atomic uint64_t serial_next = 1;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_key_t thread_key;
+
+struct tls_ent {
+	uint64_t serial;
+	struct pool_user *u;
+	uint32_t uid;
+};
+#define TLS_WAYS 4
+/* initial-exec: a direct %fs-relative access instead of a __tls_get_addr
+ * call per operation; 96 bytes fit the static TLS reserve even when the
+ * library is dlopen()ed (as the Perl module does). */
+static __thread struct tls_ent tls_ents[TLS_WAYS]
+	__attribute__((tls_model("initial-exec")));
+
+static int reopen_private(int fd);
+
+static void thread_exit(void *arg)
+{
+	pthread_t self = pthread_self();
+
+	(void)arg;
+	pthread_mutex_lock(&reg_mu);
+	for (struct shmpool *p = reg_head; p; p = p->next) {
+		pthread_mutex_lock(&p->mu);
+		for (uint32_t i = 0; i < p->nhu; i++)
+			if (p->hu[i].active &&
+			    pthread_equal(p->hu[i].thread, self))
+				p->hu[i].active = 0;
+		pthread_mutex_unlock(&p->mu);
+	}
+	pthread_mutex_unlock(&reg_mu);
+}
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&reg_mu);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&reg_mu);
+}
+
+/*
+ * In the child every handle becomes a new user of its pool: the parent's
+ * user records stay the parent's, and the inherited liveness descriptor
+ * (shared with the parent, so holding the parent's locks) is replaced by a
+ * private one.  Keeping it would make the parent look alive while the
+ * child lives.
+ */
+static void atfork_child(void)
+{
+	pthread_mutex_init(&reg_mu, NULL);
+	for (size_t i = 0; i < nkept; i++)
+		close(kept_fds[i]);
+	nkept = 0;
+	for (struct shmpool *p = reg_head; p; p = p->next) {
+		int nfd;
+
+		pthread_mutex_init(&p->mu, NULL);
+		p->nhu = 0;
+		p->serial = atomic_fetch_add(&serial_next, 1);
+		nfd = reopen_private(p->fd);
+		if (nfd < 0 && p->path)
+			nfd = open(p->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		close(p->lfd);
+		p->lfd = nfd; /* -1 without /proc: attach then fails */
+	}
+	memset(tls_ents, 0, sizeof(tls_ents));
+}
+
+static void init_once(void)
+{
+	pthread_key_create(&thread_key, thread_exit);
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static inline uint64_t word_of(uint64_t idx)
+{
+	return idx / SLOTS_PER_WORD;
+}
+
+static inline uint64_t bit_of(uint64_t idx)
+{
+	return 1ull << (idx % SLOTS_PER_WORD);
+}
+
+static inline uint64_t valid_bits(const struct shmpool *p, uint64_t w)
+{
+	return w + 1 == p->nwords ? p->last_valid : ~WORD_LOCK;
+}
+
+static inline unsigned char *slot_addr(const struct shmpool *p, uint64_t idx)
+{
+	return p->data + idx * p->stride;
+}
+
+static int lock_byte(int fd, off_t off, int wait)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = off, .l_len = 1 };
+	int r;
+
+	do
+		r = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+static void unlock_byte(int fd, off_t off)
+{
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET,
+			    .l_start = off, .l_len = 1 };
+
+	fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+/* A new open file description of the same file, for private locks. */
+static int reopen_private(int fd)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, O_RDWR | O_CLOEXEC);
+}
+
+static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val,
+		  const struct timespec *ts, uint32_t val3)
+{
+	return syscall(SYS_futex, (uint32_t *)uaddr, op, val, ts, NULL, val3);
+}
+
+static void wake(struct shmpool *p, int n)
+{
+	atomic_fetch_add_explicit(&p->sh->wake_seq, 1, SC);
+	futex(&p->sh->wake_seq, FUTEX_WAKE, (uint32_t)n, NULL, 0);
+}
+
+/* Called after a slot bit was cleared by a seq_cst RMW. */
+static inline int have_waiters(const struct shmpool *p)
+{
+	for (uint32_t i = 0; i < p->nwaitwords; i++)
+		if (atomic_load_explicit(&p->waitmask[i], SC))
+			return 1;
+	return 0;
+}
+
+static inline void wake_if_waiters(struct shmpool *p, int n)
+{
+	if (unlikely(have_waiters(p)))
+		wake(p, n);
+}
+
+static uint64_t fnv1a(const void *buf, size_t len)
+{
+	const unsigned char *s = buf;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	while (len--)
+		h = (h ^ *s++) * 0x100000001b3ull;
+	return h;
+}
+
+static uint64_t hdr_checksum(const struct pool_hdr *h)
+{
+	const unsigned char *b = (const unsigned char *)h;
+	size_t from = offsetof(struct pool_hdr, version);
+
+	return fnv1a(b + from, offsetof(struct pool_hdr, checksum) - from);
+}
+
+/* Spread users' first slots over the pool: bit-reversed user index. */
+static uint64_t initial_hint(uint32_t uid, uint64_t capacity)
+{
+	uint32_t r = uid;
+
+	r = ((r >> 1) & 0x55555555u) | ((r & 0x55555555u) << 1);
+	r = ((r >> 2) & 0x33333333u) | ((r & 0x33333333u) << 2);
+	r = ((r >> 4) & 0x0F0F0F0Fu) | ((r & 0x0F0F0F0Fu) << 4);
+	r = ((r >> 8) & 0x00FF00FFu) | ((r & 0x00FF00FFu) << 8);
+	r = (r >> 16) | (r << 16);
+	return (uint64_t)(((unsigned __int128)r * capacity) >> 32);
+}
+
+/* ------------------------------------------------------------------ */
+/* Layout                                                              */
+/* ------------------------------------------------------------------ */
+
+struct layout {
+	uint64_t capacity, stride, max_len;
+	uint32_t max_users, nwords;
+	uint64_t off_waitmask, off_users, off_bitmap, off_owner, off_data,
+		total;
+};
+
+static int align_add(uint64_t *off, uint64_t size, uint64_t align)
+{
+	uint64_t o = (*off + align - 1) & ~(align - 1);
+
+	if (o < *off || __builtin_add_overflow(o, size, off))
+		return -1;
+	return 0;
+}
+
+static uint64_t variant_stride(enum shmpool_variant v, uint64_t elem)
+{
+	switch (v) {
+	case SHMPOOL_I64:
+	case SHMPOOL_F64:
+		return 8;
+	case SHMPOOL_I32:
+		return 4;
+	case SHMPOOL_STR:
+		return elem + 4;
+	default:
+		return elem;
+	}
+}
+
+static int compute_layout(struct layout *l, enum shmpool_variant v,
+			  uint64_t capacity, uint64_t elem, uint32_t users)
+{
+	uint64_t off = OFF_FIXED_END, sz;
+
+	if (capacity == 0)
+		return fail(EINVAL, "capacity must be > 0");
+	if (capacity > SHMPOOL_MAX_CAPACITY)
+		return fail(EINVAL, "capacity %llu exceeds the maximum %llu",
+			    (unsigned long long)capacity,
+			    (unsigned long long)SHMPOOL_MAX_CAPACITY);
+	if ((v == SHMPOOL_RAW || v == SHMPOOL_STR) && elem == 0)
+		return fail(EINVAL, v == SHMPOOL_STR ? "max_len must be > 0"
+						     : "elem_size must be > 0");
+	if (v == SHMPOOL_STR && elem > UINT32_MAX - 4)
+		return fail(EOVERFLOW, "max_len %llu too large",
+			    (unsigned long long)elem);
+	if (users == 0)
+		users = SHMPOOL_DEFAULT_USERS;
+	if (users > SHMPOOL_MAX_USERS)
+		return fail(EINVAL, "max_users %u exceeds %u", users,
+			    SHMPOOL_MAX_USERS);
+	users = (users + 63) & ~63u;
+	l->capacity = capacity;
+	l->stride = variant_stride(v, elem);
+	l->max_len = v == SHMPOOL_STR ? elem : l->stride;
+	l->max_users = users;
+	l->nwords = (uint32_t)((capacity + SLOTS_PER_WORD - 1) /
+			       SLOTS_PER_WORD);
+	if (align_add(&off, 0, SHMPOOL_CACHELINE))
+		goto overflow;
+	l->off_waitmask = off;
+	if (align_add(&off, (uint64_t)users / 8, SHMPOOL_CACHELINE))
+		goto overflow;
+	l->off_users = (off + SHMPOOL_CACHELINE - 1) &
+		       ~(uint64_t)(SHMPOOL_CACHELINE - 1);
+	if (align_add(&off, (uint64_t)users * sizeof(struct pool_user),
+		      SHMPOOL_CACHELINE))
+		goto overflow;
+	l->off_bitmap = (off + SHMPOOL_CACHELINE - 1) &
+			~(uint64_t)(SHMPOOL_CACHELINE - 1);
+	if (align_add(&off, (uint64_t)l->nwords * 8, SHMPOOL_CACHELINE))
+		goto overflow;
+	l->off_owner = (off + SHMPOOL_CACHELINE - 1) &
+		       ~(uint64_t)(SHMPOOL_CACHELINE - 1);
+	if (align_add(&off, capacity * 4, SHMPOOL_CACHELINE))
+		goto overflow;
+	if (__builtin_mul_overflow(capacity, l->stride, &sz))
+		goto overflow;
+	l->off_data = (off + SHMPOOL_CACHELINE - 1) &
+		      ~(uint64_t)(SHMPOOL_CACHELINE - 1);
+	if (align_add(&off, sz, SHMPOOL_CACHELINE))
+		goto overflow;
+	if (align_add(&off, 0, 4096) || off > (uint64_t)SIZE_MAX ||
+	    off > (uint64_t)INT64_MAX)
+		goto overflow;
+	l->total = off;
+	return 0;
+overflow:
+	return fail(EOVERFLOW,
+		    "pool of %llu slots of %llu bytes does not fit in memory",
+		    (unsigned long long)capacity, (unsigned long long)elem);
+}
+
+static void fill_hdr(struct pool_hdr *h, enum shmpool_variant v,
+		     const struct layout *l)
+{
+	h->version = SHMPOOL_LAYOUT_VERSION;
+	h->variant = (uint32_t)v;
+	h->capacity = l->capacity;
+	h->stride = l->stride;
+	h->max_len = l->max_len;
+	h->max_users = l->max_users;
+	h->nwords = l->nwords;
+	h->off_users = l->off_users;
+	h->off_waitmask = l->off_waitmask;
+	h->off_bitmap = l->off_bitmap;
+	h->off_owner = l->off_owner;
+	h->off_data = l->off_data;
+	h->total_size = l->total;
+	h->checksum = hdr_checksum(h);
+}
+
+/* Check a READY header against itself and the file size; fill @l. */
+static int check_hdr(const struct pool_hdr *h, uint64_t fsize,
+		     struct layout *l)
+{
+	struct pool_hdr want;
+	uint64_t elem;
+
+	if (h->version != SHMPOOL_LAYOUT_VERSION)
+		return fail(EBADMSG, "pool layout version %u, expected %u",
+			    h->version, SHMPOOL_LAYOUT_VERSION);
+	if (h->checksum != hdr_checksum(h))
+		return fail(EBADMSG, "pool header checksum mismatch "
+				     "(corrupt file)");
+	if (h->variant > SHMPOOL_STR)
+		return fail(EBADMSG, "pool header names unknown variant %u",
+			    h->variant);
+	elem = h->variant == SHMPOOL_STR ? h->max_len
+	       : h->variant == SHMPOOL_RAW ? h->stride : 0;
+	if (compute_layout(l, (enum shmpool_variant)h->variant, h->capacity,
+			   elem, h->max_users) < 0)
+		return fail(EBADMSG, "pool header is inconsistent: %s",
+			    shmpool_errmsg());
+	memset(&want, 0, sizeof(want));
+	fill_hdr(&want, (enum shmpool_variant)h->variant, l);
+	if (memcmp((const char *)&want + 8, (const char *)h + 8,
+		   sizeof(want) - 8) != 0)
+		return fail(EBADMSG, "pool header layout is inconsistent");
+	if (fsize < l->total)
+		return fail(EBADMSG,
+			    "pool file is truncated: %llu bytes, needs %llu",
+			    (unsigned long long)fsize,
+			    (unsigned long long)l->total);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Open / create                                                       */
+/* ------------------------------------------------------------------ */
+
+static int apply_mempolicy(void *addr, size_t len,
+			   const struct shmpool_options *o)
+{
+	unsigned long mask[16] = { 0 };
+	unsigned long maxnode = sizeof(mask) * 8;
+	int mode, maxn;
+
+	if (o->mempolicy == SHMPOOL_MEM_DEFAULT)
+		return 0;
+	if (numa_available() < 0) {
+		/* one implicit node: node 0 and interleave are no-ops */
+		if (o->mempolicy == SHMPOOL_MEM_INTERLEAVE || o->numa_node == 0)
+			return 0;
+		return fail(EINVAL, "NUMA is not available on this system");
+	}
+	maxn = numa_max_node();
+	if (o->mempolicy == SHMPOOL_MEM_INTERLEAVE) {
+		struct bitmask *bm = numa_get_mems_allowed();
+
+		for (int n = 0; n <= maxn && n < (int)maxnode; n++)
+			if (numa_bitmask_isbitset(bm, (unsigned)n))
+				mask[n / (8 * sizeof(long))] |=
+					1ul << (n % (8 * sizeof(long)));
+		numa_bitmask_free(bm);
+		mode = MPOL_INTERLEAVE;
+	} else {
+		if (o->numa_node < 0 || o->numa_node > maxn ||
+		    o->numa_node >= (int)maxnode)
+			return fail(EINVAL, "NUMA node %d does not exist "
+					    "(nodes 0..%d)",
+				    o->numa_node, maxn);
+		mask[o->numa_node / (8 * sizeof(long))] |=
+			1ul << (o->numa_node % (8 * sizeof(long)));
+		mode = o->mempolicy == SHMPOOL_MEM_BIND ? MPOL_BIND
+							: MPOL_PREFERRED;
+	}
+	if (mbind(addr, len, mode, mask, maxnode, MPOL_MF_MOVE) < 0)
+		return fail(errno, "mbind: %s", strerror(errno));
+	return 0;
+}
+
+/* Write a fresh pool into @fd (size 0 or a dead creator's leftovers). */
+static int init_file(int fd, enum shmpool_variant v, const struct layout *l,
+		     const struct shmpool_options *o, int seal)
+{
+	uint64_t init = SHMPOOL_MAGIC_INIT;
+	unsigned char *m;
+	struct pool_hdr *h;
+	struct pool_user *users;
+	_Atomic uint64_t *bitmap;
+
+	/* An INIT magic first: a crash from here on leaves a file that the
+	 * next opener recognises as ours and initialises again. */
+	if (pwrite(fd, &init, sizeof(init), 0) != sizeof(init))
+		return fail(errno ? errno : EIO, "writing pool header: %s",
+			    strerror(errno ? errno : EIO));
+	if (ftruncate(fd, (off_t)l->total) < 0)
+		return fail(errno, "sizing pool file to %llu bytes: %s",
+			    (unsigned long long)l->total, strerror(errno));
+	m = mmap(NULL, l->total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return fail(errno, "mmap: %s", strerror(errno));
+	if (apply_mempolicy(m, l->total, o) < 0) {
+		munmap(m, l->total);
+		return -1;
+	}
+	/* A re-initialised file may hold anything: clear all of it. */
+	memset(m + sizeof(uint64_t), 0, l->total - sizeof(uint64_t));
+	h = (struct pool_hdr *)m;
+	fill_hdr(h, v, l);
+	users = (struct pool_user *)(m + l->off_users);
+	for (uint32_t i = 0; i < l->max_users; i++)
+		atomic_store_explicit(&users[i].hint,
+				      initial_hint(i, l->capacity), RLX);
+	bitmap = (_Atomic uint64_t *)(m + l->off_bitmap);
+	(void)bitmap; /* all zero: every slot free */
+	atomic_store_explicit(&h->magic, SHMPOOL_MAGIC_READY, REL);
+	munmap(m, l->total);
+	if (seal && fcntl(fd, F_ADD_SEALS,
+			  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		return fail(errno, "sealing memfd: %s", strerror(errno));
+	return 0;
+}
+
+/*
+ * Open the file at o->name without following a symlink.  *@created tells
+ * whether this call made it (so a failed initialisation can remove it).
+ */
+static int open_file(const struct shmpool_options *o, int *created)
+{
+	int flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC, fd;
+	mode_t mode = o->mode ? o->mode : 0600;
+
+	for (int tries = 0; tries < 100; tries++) {
+		if (o->flags & SHMPOOL_NOCREATE) {
+			fd = open(o->name, flags);
+		} else {
+			fd = open(o->name, flags | O_CREAT | O_EXCL, mode);
+			if (fd >= 0) {
+				*created = 1;
+				return fd;
+			}
+			if (errno == EEXIST && !(o->flags & SHMPOOL_EXCL)) {
+				fd = open(o->name, flags);
+				if (fd < 0 && errno == ENOENT)
+					continue; /* removed meanwhile */
+			}
+		}
+		if (fd >= 0)
+			return fd;
+		break;
+	}
+	if (errno == ELOOP)
+		return fail(ELOOP, "%s is a symbolic link (refused)", o->name);
+	return fail(errno, "%s: %s", o->name, strerror(errno));
+}
+
+/*
+ * Under the init lock: initialise an empty or half-made file, or validate
+ * a ready one against what the caller asked for.
+ */
+static int init_or_check(int fd, const struct shmpool_options *o,
+			 struct layout *l, int may_init, int seal)
+{
+	struct stat st;
+	uint64_t magic = 0;
+	struct pool_hdr h;
+	enum shmpool_variant v = o->variant;
+
+	if (fstat(fd, &st) < 0)
+		return fail(errno, "fstat: %s", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fail(EBADMSG, "not a regular file or memfd");
+	if (st.st_size >= (off_t)sizeof(magic) &&
+	    pread(fd, &magic, sizeof(magic), 0) != sizeof(magic))
+		return fail(errno ? errno : EIO, "reading pool header: %s",
+			    strerror(errno ? errno : EIO));
+	if (st.st_size == 0 || magic == SHMPOOL_MAGIC_INIT) {
+		if (!may_init)
+			return fail(EBADMSG,
+				    st.st_size == 0
+					    ? "empty file is not a pool"
+					    : "pool file was never fully "
+					      "initialised");
+		if (v == SHMPOOL_ANY || o->capacity == 0)
+			return fail(EINVAL, "creating a pool needs a variant "
+					    "and a capacity");
+		if (compute_layout(l, v, o->capacity, o->elem_size,
+				   o->max_users) < 0)
+			return -1;
+		return init_file(fd, v, l, o, seal);
+	}
+	if (magic != SHMPOOL_MAGIC_READY ||
+	    st.st_size < (off_t)sizeof(struct pool_hdr))
+		return fail(EBADMSG, "not a shmpool file");
+	if (pread(fd, &h, sizeof(h), 0) != sizeof(h))
+		return fail(errno ? errno : EIO, "reading pool header: %s",
+			    strerror(errno ? errno : EIO));
+	if (check_hdr(&h, (uint64_t)st.st_size, l) < 0)
+		return -1;
+	if (v != SHMPOOL_ANY && (uint32_t)v != h.variant)
+		return fail(EPROTOTYPE, "pool holds %s slots, not %s",
+			    shmpool_variant_name((enum shmpool_variant)h.variant),
+			    shmpool_variant_name(v));
+	if (o->capacity && o->capacity != h.capacity)
+		return fail(EINVAL, "existing pool has capacity %llu, not %llu",
+			    (unsigned long long)h.capacity,
+			    (unsigned long long)o->capacity);
+	if (o->elem_size && v != SHMPOOL_ANY &&
+	    variant_stride(v, o->elem_size) != h.stride)
+		return fail(EINVAL, "existing pool has %s %llu, not %llu",
+			    h.variant == SHMPOOL_STR ? "max_len" : "elem_size",
+			    (unsigned long long)h.max_len,
+			    (unsigned long long)o->elem_size);
+	return 0;
+}
+
+static void registry_add(struct shmpool *p)
+{
+	pthread_mutex_lock(&reg_mu);
+	p->next = reg_head;
+	reg_head = p;
+	pthread_mutex_unlock(&reg_mu);
+}
+
+static void registry_remove(struct shmpool *p)
+{
+	pthread_mutex_lock(&reg_mu);
+	for (struct shmpool **pp = &reg_head; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	pthread_mutex_unlock(&reg_mu);
+}
+
+static struct shmpool *map_pool(int fd, int lfd, const struct layout *l,
+				const struct shmpool_options *o,
+				const char *path)
+{
+	struct shmpool *p = calloc(1, sizeof(*p));
+	unsigned char *m;
+
+	if (!p)
+		return FAILP(ENOMEM, "out of memory");
+	m = mmap(NULL, l->total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		int e = errno;
+
+		free(p);
+		return FAILP(e, "mmap of %llu bytes: %s",
+			     (unsigned long long)l->total, strerror(e));
+	}
+	if (path && !(p->path = strdup(path))) {
+		munmap(m, l->total);
+		free(p);
+		return FAILP(ENOMEM, "out of memory");
+	}
+	p->hdr = (struct pool_hdr *)m;
+	p->variant = (enum shmpool_variant)p->hdr->variant;
+	p->backing = o->backing;
+	p->capacity = l->capacity;
+	p->stride = l->stride;
+	p->max_len = l->max_len;
+	p->max_users = l->max_users;
+	p->nwords = l->nwords;
+	p->nwaitwords = l->max_users / 64;
+	p->map_size = l->total;
+	p->base = m;
+	p->sh = (struct pool_shared *)(m + OFF_SHARED);
+	p->users = (struct pool_user *)(m + l->off_users);
+	p->waitmask = (_Atomic uint64_t *)(m + l->off_waitmask);
+	p->bitmap = (_Atomic uint64_t *)(m + l->off_bitmap);
+	p->owner = (_Atomic uint32_t *)(m + l->off_owner);
+	p->data = m + l->off_data;
+	{
+		uint64_t rem = l->capacity - (uint64_t)(l->nwords - 1) *
+						     SLOTS_PER_WORD;
+
+		p->last_valid = rem >= 64 ? ~WORD_LOCK
+					  : ((1ull << rem) - 1) & ~WORD_LOCK;
+	}
+	p->fd = fd;
+	p->lfd = lfd;
+	p->efd = -1;
+	pthread_mutex_init(&p->mu, NULL);
+	p->serial = atomic_fetch_add(&serial_next, 1);
+	registry_add(p);
+	return p;
+}
+
+static int check_options(const struct shmpool_options *o)
+{
+	if (!o || o->size < sizeof(struct shmpool_options))
+		return fail(EINVAL, "options missing or not initialised "
+				    "with SHMPOOL_OPTIONS_INIT");
+	if (o->variant < SHMPOOL_ANY || o->variant > SHMPOOL_STR)
+		return fail(EINVAL, "unknown variant %d", (int)o->variant);
+	if (o->flags & ~(SHMPOOL_EXCL | SHMPOOL_NOCREATE))
+		return fail(EINVAL, "unknown flags 0x%x", o->flags);
+	if (o->mempolicy < SHMPOOL_MEM_DEFAULT ||
+	    o->mempolicy > SHMPOOL_MEM_INTERLEAVE)
+		return fail(EINVAL, "unknown mempolicy %d", (int)o->mempolicy);
+	switch (o->backing) {
+	case SHMPOOL_BACKING_FILE:
+		if (!o->name || !*o->name)
+			return fail(EINVAL, "file backing needs a path");
+		break;
+	case SHMPOOL_BACKING_FD:
+		if (o->fd < 0)
+			return fail(EBADF, "bad file descriptor %d", o->fd);
+		break;
+	case SHMPOOL_BACKING_ANON:
+	case SHMPOOL_BACKING_MEMFD:
+		if (o->flags & SHMPOOL_NOCREATE)
+			return fail(EINVAL, "SHMPOOL_NOCREATE needs a file "
+					    "or fd backing");
+		break;
+	default:
+		return fail(EINVAL, "unknown backing %d", (int)o->backing);
+	}
+	if ((o->backing == SHMPOOL_BACKING_ANON ||
+	     o->backing == SHMPOOL_BACKING_MEMFD) &&
+	    (o->variant == SHMPOOL_ANY || o->capacity == 0))
+		return fail(EINVAL, o->capacity ? "creating a pool needs a "
+						  "variant"
+						: "capacity must be > 0");
+	return 0;
+}
+
+SHMPOOL_API shmpool_t *shmpool_open(const struct shmpool_options *o)
+{
+	struct layout l;
+	int fd = -1, lfd = -1, seal = 0, may_init = 1, created = 0, e;
+	const char *path = NULL;
+	struct shmpool *p;
+
+	pthread_once(&once, init_once);
+	if (check_options(o) < 0)
+		return NULL;
+	/* Bad sizes fail before anything is created. */
+	if (o->variant != SHMPOOL_ANY && o->capacity &&
+	    compute_layout(&l, o->variant, o->capacity, o->elem_size,
+			   o->max_users) < 0)
+		return NULL;
+	switch (o->backing) {
+	case SHMPOOL_BACKING_FILE:
+		fd = open_file(o, &created);
+		if (fd < 0)
+			return NULL;
+		path = o->name;
+		may_init = !(o->flags & SHMPOOL_NOCREATE);
+		break;
+	case SHMPOOL_BACKING_ANON:
+	case SHMPOOL_BACKING_MEMFD:
+		fd = memfd_create(o->backing == SHMPOOL_BACKING_MEMFD && o->name
+					  ? o->name
+					  : "shmpool",
+				  MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (fd < 0)
+			return FAILP(errno, "memfd_create: %s",
+				     strerror(errno));
+		seal = 1;
+		break;
+	case SHMPOOL_BACKING_FD:
+		fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			return FAILP(errno, "fd %d: %s", o->fd,
+				     strerror(errno));
+		may_init = 0;
+		break;
+	}
+	/*
+	 * Locks live on a private open file description that is never
+	 * mapped: a mapping holds a reference to its file, so locks taken on
+	 * the mapped description would survive in every fork()ed child that
+	 * inherits the mapping, and a dead parent would look alive.
+	 */
+	lfd = reopen_private(fd);
+	if (lfd < 0 && path)
+		lfd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (lfd < 0) {
+		e = errno;
+		fail(e, "opening a private descriptor (is /proc mounted?): %s",
+		     strerror(e));
+		if (created)
+			unlink(o->name);
+		goto err;
+	}
+	/* Racing creators serialise here and agree on one pool. */
+	if (lock_byte(lfd, LOCK_INIT, 1) < 0) {
+		e = errno;
+		fail(e, "locking pool file: %s", strerror(e));
+		goto err;
+	}
+	if (init_or_check(fd, o, &l, may_init, seal) < 0) {
+		e = errno;
+		/* a file this call created and could not fill goes away */
+		if (created)
+			unlink(o->name);
+		unlock_byte(lfd, LOCK_INIT);
+		goto err;
+	}
+	unlock_byte(lfd, LOCK_INIT);
+	p = map_pool(fd, lfd, &l, o, path);
+	if (!p) {
+		e = errno;
+		goto err;
+	}
+	if (o->mempolicy != SHMPOOL_MEM_DEFAULT && !seal &&
+	    apply_mempolicy(p->base, p->map_size, o) < 0) {
+		e = errno;
+		shmpool_close(p);
+		errno = e;
+		return NULL;
+	}
+	return p;
+err:
+	if (lfd >= 0)
+		close(lfd);
+	if (fd >= 0)
+		close(fd);
+	errno = e;
+	return NULL;
+}
+
+static shmpool_t *open_simple(enum shmpool_backing b, const char *name,
+			      enum shmpool_variant v, uint64_t capacity,
+			      uint64_t elem)
+{
+	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
+
+	o.backing = b;
+	o.name = name;
+	o.variant = v;
+	o.capacity = capacity;
+	o.elem_size = elem;
+	if (capacity == 0)
+		return FAILP(EINVAL, "capacity must be > 0");
+	if ((v == SHMPOOL_RAW || v == SHMPOOL_STR) && elem == 0)
+		return FAILP(EINVAL, v == SHMPOOL_STR ? "max_len must be > 0"
+						      : "elem_size must be > 0");
+	return shmpool_open(&o);
+}
+
+#define PATH_BACKING(path)                                                     \
+	((path) ? SHMPOOL_BACKING_FILE : SHMPOOL_BACKING_ANON)
+
+SHMPOOL_API shmpool_t *shmpool_new(const char *path, uint64_t cap,
+				   uint64_t elem)
+{
+	return open_simple(PATH_BACKING(path), path, SHMPOOL_RAW, cap, elem);
+}
+
+SHMPOOL_API shmpool_t *shmpool_new_memfd(const char *name, uint64_t cap,
+					 uint64_t elem)
+{
+	return open_simple(SHMPOOL_BACKING_MEMFD, name, SHMPOOL_RAW, cap, elem);
+}
+
+SHMPOOL_API shmpool_t *shmpool_new_from_fd(int fd)
+{
+	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
+
+	o.backing = SHMPOOL_BACKING_FD;
+	o.fd = fd;
+	o.variant = SHMPOOL_ANY;
+	return shmpool_open(&o);
+}
+
+#define TYPED_CTORS(name, V)                                                   \
+	SHMPOOL_API shmpool_t *shmpool_##name##_new(const char *path,         \
+						    uint64_t cap)             \
+	{                                                                      \
+		return open_simple(PATH_BACKING(path), path, V, cap, 0);      \
+	}                                                                      \
+	SHMPOOL_API shmpool_t *shmpool_##name##_new_memfd(const char *n,      \
+							  uint64_t cap)       \
+	{                                                                      \
+		return open_simple(SHMPOOL_BACKING_MEMFD, n, V, cap, 0);      \
+	}
+TYPED_CTORS(i64, SHMPOOL_I64)
+TYPED_CTORS(i32, SHMPOOL_I32)
+TYPED_CTORS(f64, SHMPOOL_F64)
+
+SHMPOOL_API shmpool_t *shmpool_str_new(const char *path, uint64_t cap,
+				       uint64_t max_len)
+{
+	return open_simple(PATH_BACKING(path), path, SHMPOOL_STR, cap, max_len);
+}
+
+SHMPOOL_API shmpool_t *shmpool_str_new_memfd(const char *name, uint64_t cap,
+					     uint64_t max_len)
+{
+	return open_simple(SHMPOOL_BACKING_MEMFD, name, SHMPOOL_STR, cap,
+			   max_len);
+}
+
+/* ------------------------------------------------------------------ */
+/* Users                                                               */
+/* ------------------------------------------------------------------ */
+
+static int handle_owns(const struct shmpool *p, uint32_t uid)
+{
+	for (uint32_t i = 0; i < p->nhu; i++)
+		if (p->hu[i].uid == uid)
+			return 1;
+	return 0;
+}
+
+static void hwm_raise(struct shmpool *p, uint32_t n)
+{
+	uint32_t cur = atomic_load_explicit(&p->sh->user_hwm, RLX);
+
+	while (cur < n && !atomic_compare_exchange_weak_explicit(
+				  &p->sh->user_hwm, &cur, n, SC, RLX))
+		;
+}
+
+static uint32_t user_hwm(const struct shmpool *p)
+{
+	uint32_t n = atomic_load_explicit(&p->sh->user_hwm, ACQ);
+
+	return n > p->max_users ? p->max_users : n;
+}
+
+/* Take a user record for the calling thread.  Called with p->mu held. */
+static int take_user(struct shmpool *p, uint32_t *uid)
+{
+	pthread_t self = pthread_self();
+
+	for (uint32_t i = 0; i < p->nhu; i++)
+		if (p->hu[i].active && pthread_equal(p->hu[i].thread, self)) {
+			*uid = p->hu[i].uid;
+			return 0;
+		}
+	for (uint32_t i = 0; i < p->nhu; i++)
+		if (!p->hu[i].active) {
+			p->hu[i].active = 1;
+			p->hu[i].thread = self;
+			*uid = p->hu[i].uid;
+			return 0;
+		}
+	if (p->lfd < 0)
+		return fail(EBADF, "pool has no liveness descriptor in this "
+				   "process (is /proc mounted?)");
+	if (p->nhu == p->cap_hu) {
+		uint32_t n = p->cap_hu ? p->cap_hu * 2 : 4;
+		struct handle_user *hu = realloc(p->hu, n * sizeof(*hu));
+
+		if (!hu)
+			return fail(ENOMEM, "out of memory");
+		p->hu = hu;
+		p->cap_hu = n;
+	}
+	for (uint32_t i = 0; i < p->max_users; i++) {
+		struct pool_user *u = &p->users[i];
+
+		if (atomic_load_explicit(&u->state, ACQ) != USER_FREE)
+			continue;
+		if (lock_byte(p->lfd, LOCK_USERS + i, 0) < 0)
+			continue; /* being taken or recovered elsewhere */
+		if (atomic_load_explicit(&u->state, ACQ) != USER_FREE) {
+			unlock_byte(p->lfd, LOCK_USERS + i);
+			continue;
+		}
+		/* The record is ours: counters carry on from its previous
+		 * users, so sums over all records stay right. */
+		atomic_store_explicit(&u->pend_op, OP_NONE, RLX);
+		atomic_store_explicit(&u->hint, initial_hint(i, p->capacity),
+				      RLX);
+		atomic_store_explicit(&u->pid, (int32_t)getpid(), RLX);
+		atomic_store_explicit(&u->state, USER_USED, REL);
+		hwm_raise(p, i + 1);
+		p->hu[p->nhu].uid = i;
+		p->hu[p->nhu].active = 1;
+		p->hu[p->nhu].thread = self;
+		p->nhu++;
+		*uid = i;
+		return 0;
+	}
+	return fail(EUSERS, "all %u user records of the pool are taken",
+		    p->max_users);
+}
+
+static __attribute__((noinline)) struct tls_ent *user_slow(struct shmpool *p)
+{
+	uint32_t uid = 0;
+	int r;
+
+	pthread_once(&once, init_once);
+	for (int i = 1; i < TLS_WAYS; i++)
+		if (tls_ents[i].serial == p->serial) {
+			struct tls_ent t = tls_ents[i];
+
+			tls_ents[i] = tls_ents[0];
+			tls_ents[0] = t;
+			return &tls_ents[0];
+		}
+	pthread_mutex_lock(&p->mu);
+	r = take_user(p, &uid);
+	pthread_mutex_unlock(&p->mu);
+	if (r < 0)
+		return NULL;
+	pthread_setspecific(thread_key, (void *)1);
+	memmove(&tls_ents[1], &tls_ents[0],
+		sizeof(tls_ents[0]) * (TLS_WAYS - 1));
+	tls_ents[0].serial = p->serial;
+	tls_ents[0].uid = uid;
+	tls_ents[0].u = &p->users[uid];
+	return &tls_ents[0];
+}
+
+/* The calling thread's user record: one TLS compare on the fast path. */
+static inline struct tls_ent *me(struct shmpool *p)
+{
+	if (likely(tls_ents[0].serial == p->serial))
+		return &tls_ents[0];
+	return user_slow(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* Claim and release                                                   */
+/* ------------------------------------------------------------------ */
+
+static inline void zero_slot(struct shmpool *p, uint64_t idx)
+{
+	unsigned char *s = slot_addr(p, idx);
+
+	/* constant sizes become single stores for the typed variants */
+	if (p->stride == 8)
+		memset(s, 0, 8);
+	else if (p->stride == 4)
+		memset(s, 0, 4);
+	else
+		memset(s, 0, p->stride);
+}
+
+/*
+ * Claim one free slot for user @t.  Loads of the bitmap are seq_cst so that
+ * a waiter's rescan is ordered after its waiter-mask RMW (plain loads on
+ * x86).  Returns the index or -1 when no word has a claimable bit.
+ */
+static int64_t claim_one(struct shmpool *p, struct tls_ent *t)
+{
+	struct pool_user *u = t->u;
+	uint64_t hint = atomic_load_explicit(&u->hint, RLX);
+	uint64_t snap = atomic_load_explicit(&u->nalloc, RLX);
+	uint64_t w0, w, hb;
+
+	if (unlikely(hint >= p->capacity))
+		hint = 0;
+	w0 = word_of(hint);
+	hb = hint % SLOTS_PER_WORD;
+	w = w0;
+	for (uint64_t n = 0; n < p->nwords; n++) {
+		uint64_t v = atomic_load_explicit(&p->bitmap[w], SC);
+
+		for (;;) {
+			uint64_t fr, m, bit, idx;
+			unsigned b;
+
+			if (v & WORD_LOCK)
+				break;
+			fr = ~v & valid_bits(p, w);
+			if (!fr)
+				break;
+			m = fr & (~0ull << hb);
+			bit = m ? m & -m : fr & -fr;
+			b = (unsigned)__builtin_ctzll(bit);
+			atomic_store_explicit(&u->pend_op,
+					      PEND1(OP_ALLOC1, w, b, snap),
+					      REL);
+			if (!atomic_compare_exchange_weak_explicit(
+				    &p->bitmap[w], &v, v | bit, SC, SC))
+				continue;
+			idx = w * SLOTS_PER_WORD + b;
+			atomic_store_explicit(&p->owner[idx], t->uid + 1, RLX);
+			zero_slot(p, idx);
+			atomic_store_explicit(&u->nalloc, snap + 1, RLX);
+			atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+			if (unlikely(w != w0))
+				atomic_store_explicit(&u->hint, idx, RLX);
+			return (int64_t)idx;
+		}
+		hb = 0;
+		if (++w == p->nwords)
+			w = 0;
+	}
+	atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+	return -1;
+}
+
+/*
+ * Claim up to @need slots from word @w in one CAS.  Returns the number
+ * claimed (indexes appended to @out).
+ */
+static uint64_t claim_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
+			   uint64_t need, uint64_t *out)
+{
+	struct pool_user *u = t->u;
+	uint64_t v = atomic_load_explicit(&p->bitmap[w], SC);
+	uint64_t snap = atomic_load_explicit(&u->nalloc, RLX);
+
+	for (;;) {
+		uint64_t fr, take = 0, k = 0, m;
+
+		fr = v & WORD_LOCK ? 0 : ~v & valid_bits(p, w);
+		while (fr && k < need) {
+			uint64_t b = fr & -fr;
+
+			take |= b;
+			fr ^= b;
+			k++;
+		}
+		if (!take) {
+			/* a failed CAS may have left a pending record */
+			atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+			return 0;
+		}
+		atomic_store_explicit(&u->pend_mask, take, RLX);
+		atomic_store_explicit(&u->pend_snap, snap, RLX);
+		atomic_store_explicit(&u->pend_op, PEND(OP_ALLOC, w, 0), REL);
+		if (!atomic_compare_exchange_weak_explicit(
+			    &p->bitmap[w], &v, v | take, SC, SC))
+			continue;
+		m = take;
+		for (uint64_t i = 0; m; i++) {
+			uint64_t idx = w * SLOTS_PER_WORD +
+				       (uint64_t)__builtin_ctzll(m);
+
+			m &= m - 1;
+			atomic_store_explicit(&p->owner[idx], t->uid + 1, RLX);
+			zero_slot(p, idx);
+			out[i] = idx;
+		}
+		atomic_store_explicit(&u->nalloc, snap + k, RLX);
+		atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+		return k;
+	}
+}
+
+/*
+ * Release the bits @mask of word @w, all owned by user @t (checked by the
+ * caller).  Counted as frees, or with @undo as allocations taken back (an
+ * alloc_n that could not get all its slots), so that allocs and frees
+ * count only allocations that were handed out.  Returns the number of bits
+ * this call cleared.
+ */
+static uint64_t release_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
+			     uint64_t mask, int undo)
+{
+	struct pool_user *u = t->u;
+	_Atomic uint64_t *cnt = undo ? &u->nalloc : &u->nfree;
+	uint64_t snap = atomic_load_explicit(cnt, RLX);
+	uint64_t m = mask, old, n;
+
+	atomic_store_explicit(&u->pend_mask, mask, RLX);
+	atomic_store_explicit(&u->pend_snap, snap, RLX);
+	atomic_store_explicit(&u->pend_op,
+			      PEND(undo ? OP_UNALLOC : OP_FREE, w, t->uid + 1),
+			      REL);
+	while (m) {
+		uint64_t idx = w * SLOTS_PER_WORD +
+			       (uint64_t)__builtin_ctzll(m);
+
+		m &= m - 1;
+		/* Owner cleared before the bit: a new claimer's owner store
+		 * can never be overwritten by this free. */
+		atomic_store_explicit(&p->owner[idx], 0, REL);
+	}
+	old = atomic_fetch_and_explicit(&p->bitmap[w], ~mask, SC);
+	/* one bit (the common case) needs no popcount libcall */
+	n = mask & (mask - 1) ? (uint64_t)__builtin_popcountll(old & mask)
+			      : !!(old & mask);
+	atomic_store_explicit(cnt, undo ? snap - n : snap + n, RLX);
+	atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+	return n;
+}
+
+/*
+ * release_word() for one slot.  Written as fetch_and(~(1 << b)) & (1 << b)
+ * so that x86 compilers emit one `lock btr` instead of a load + `lock
+ * cmpxchg` loop: the free then costs the same locked instruction as the
+ * hardware floor's release.
+ */
+static inline int release_one(struct shmpool *p, struct tls_ent *t,
+			      uint64_t idx)
+{
+	struct pool_user *u = t->u;
+	uint64_t w = word_of(idx);
+	/* "& 63" lets GCC prove the shift in range and match `lock btr` */
+	uint64_t m = 1ull << ((idx % SLOTS_PER_WORD) & 63);
+	uint64_t snap = atomic_load_explicit(&u->nfree, RLX);
+	int was;
+
+	atomic_store_explicit(&u->pend_op,
+			      PEND1(OP_FREE1, w, idx % SLOTS_PER_WORD, snap),
+			      REL);
+	atomic_store_explicit(&p->owner[idx], 0, REL);
+	was = (atomic_fetch_and_explicit(&p->bitmap[w], ~m, SC) & m) != 0;
+	atomic_store_explicit(&u->nfree, snap + (uint64_t)was, RLX);
+	atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+	return was;
+}
+
+/*
+ * Check that @idx is allocated and make user @t its owner (a CAS when it
+ * belongs to someone else).  Returns 0 or -1 with ENOENT/EBUSY.
+ */
+static int own_slot(struct shmpool *p, struct tls_ent *t, uint64_t idx)
+{
+	uint64_t v = atomic_load_explicit(&p->bitmap[word_of(idx)], ACQ);
+	uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
+
+	if (!(v & bit_of(idx)))
+		return fail(ENOENT, "slot %llu is not allocated",
+			    (unsigned long long)idx);
+	if (likely(o == t->uid + 1))
+		return 0;
+	for (;;) {
+		if (o == 0)
+			return fail(EBUSY, "slot %llu is being allocated or "
+					   "freed by another process",
+				    (unsigned long long)idx);
+		if (atomic_compare_exchange_strong_explicit(
+			    &p->owner[idx], &o, t->uid + 1, SC, ACQ))
+			break;
+	}
+	/* Re-check the bit: an owner taken from a slot freed meanwhile (only
+	 * a corrupt pool can show one) is not an allocation. */
+	v = atomic_load_explicit(&p->bitmap[word_of(idx)], ACQ);
+	if (!(v & bit_of(idx)))
+		return fail(ENOENT, "slot %llu is not allocated",
+			    (unsigned long long)idx);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Blocking                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Absolute CLOCK_MONOTONIC deadline @timeout seconds from now. */
+static void deadline_after(struct timespec *ts, double timeout)
+{
+	time_t whole = (time_t)timeout;
+	long ns = (long)((timeout - (double)whole) * 1e9);
+
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += whole;
+	ts->tv_nsec += ns;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* True if some word has a claimable bit (used to pass wake-ups on). */
+static int any_claimable(const struct shmpool *p)
+{
+	for (uint64_t w = 0; w < p->nwords; w++) {
+		uint64_t v = atomic_load_explicit(&p->bitmap[w], SC);
+
+		if (!(v & WORD_LOCK) && (~v & valid_bits(p, w)))
+			return 1;
+	}
+	return 0;
+}
+
+/* A waiter that stops waiting hands its wake-up to the next one. */
+static void pass_on(struct shmpool *p)
+{
+	if (have_waiters(p) && any_claimable(p))
+		wake(p, 1);
+}
+
+typedef int64_t (*try_fn)(struct shmpool *p, struct tls_ent *t, void *arg);
+
+/*
+ * Run @fn until it succeeds, sleeping on the futex between attempts.
+ * See "Wake" at the top of the file for why no wake-up can be lost.
+ */
+static int64_t wait_for(struct shmpool *p, struct tls_ent *t, double timeout,
+			try_fn fn, void *arg)
+{
+	struct pool_user *u = t->u;
+	_Atomic uint64_t *ww = &p->waitmask[t->uid / 64];
+	uint64_t wbit = 1ull << (t->uid % 64);
+	struct timespec dl;
+	int forever = timeout < 0 || timeout > 1e9;
+	int64_t r;
+
+	if (timeout != timeout)
+		return fail(EINVAL, "timeout is not a number");
+	r = fn(p, t, arg);
+	if (r >= 0)
+		return r;
+	if (errno != EAGAIN || timeout == 0)
+		return errno == EAGAIN ? fail(EAGAIN, "pool is full") : -1;
+	if (!forever)
+		deadline_after(&dl, timeout);
+	atomic_store_explicit(&u->nwait,
+			      atomic_load_explicit(&u->nwait, RLX) + 1, RLX);
+	atomic_fetch_or_explicit(ww, wbit, SC);
+	for (;;) {
+		uint32_t seq = atomic_load_explicit(&p->sh->wake_seq, SC);
+
+		r = fn(p, t, arg);
+		if (r >= 0 || errno != EAGAIN)
+			break;
+		if (futex(&p->sh->wake_seq, FUTEX_WAIT_BITSET, seq,
+			  forever ? NULL : &dl, FUTEX_BITSET_MATCH_ANY) < 0 &&
+		    errno == ETIMEDOUT) {
+			r = fn(p, t, arg);
+			if (r >= 0 || errno != EAGAIN)
+				break;
+			atomic_fetch_and_explicit(ww, ~wbit, SC);
+			atomic_store_explicit(
+				&u->ntimeout,
+				atomic_load_explicit(&u->ntimeout, RLX) + 1,
+				RLX);
+			pass_on(p);
+			return fail(ETIMEDOUT, "no slot freed within %g s",
+				    timeout);
+		}
+	}
+	atomic_fetch_and_explicit(ww, ~wbit, SC);
+	pass_on(p);
+	return r;
+}
+
+static int64_t try_one(struct shmpool *p, struct tls_ent *t, void *arg)
+{
+	int64_t r = claim_one(p, t);
+
+	(void)arg;
+	if (r < 0)
+		errno = EAGAIN;
+	return r;
+}
+
+struct nreq {
+	uint64_t *out;
+	uint64_t n;
+};
+
+/* Give back slots @idx[0..n) just claimed by @t (ascending by word). */
+static void release_list(struct shmpool *p, struct tls_ent *t,
+			 const uint64_t *idx, uint64_t n)
+{
+	uint64_t i = 0;
+
+	while (i < n) {
+		uint64_t w = word_of(idx[i]), mask = 0;
+
+		for (; i < n && word_of(idx[i]) == w; i++)
+			mask |= bit_of(idx[i]);
+		release_word(p, t, w, mask, 1);
+	}
+}
+
+static uint64_t count_claimable(const struct shmpool *p, uint64_t enough)
+{
+	uint64_t c = 0;
+
+	for (uint64_t w = 0; w < p->nwords && c < enough; w++) {
+		uint64_t v = atomic_load_explicit(&p->bitmap[w], SC);
+
+		if (!(v & WORD_LOCK))
+			c += (uint64_t)__builtin_popcountll(~v &
+							     valid_bits(p, w));
+	}
+	return c;
+}
+
+/* All-or-nothing claim of r->n slots; never keeps a partial set. */
+static int64_t try_n(struct shmpool *p, struct tls_ent *t, void *arg)
+{
+	struct nreq *r = arg;
+	uint64_t got = 0, w;
+
+	if (count_claimable(p, r->n) < r->n) {
+		errno = EAGAIN;
+		return -1;
+	}
+	w = word_of(atomic_load_explicit(&t->u->hint, RLX) % p->capacity);
+	for (uint64_t k = 0; k < p->nwords && got < r->n; k++) {
+		got += claim_word(p, t, w, r->n - got, r->out + got);
+		if (++w == p->nwords)
+			w = 0;
+	}
+	if (got == r->n) {
+		atomic_store_explicit(&t->u->hint, r->out[got - 1] + 1, RLX);
+		return (int64_t)got;
+	}
+	/* Raced with other allocators: hand the partial set back (sorted by
+	 * word already: claim_word appends word by word). */
+	release_list(p, t, r->out, got);
+	if (got)
+		wake_if_waiters(p, (int)got);
+	errno = EAGAIN;
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Allocation API                                                      */
+/* ------------------------------------------------------------------ */
+
+#define CHECK_P(p)                                                             \
+	do {                                                                   \
+		if (unlikely(!(p)))                                            \
+			return fail(EINVAL, "pool handle is NULL");            \
+	} while (0)
+
+#define GET_ME(p, t)                                                           \
+	struct tls_ent *t = me(p);                                             \
+	if (unlikely(!t))                                                      \
+		return -1
+
+SHMPOOL_API int64_t shmpool_alloc(shmpool_t *p, double timeout)
+{
+	int64_t r;
+
+	CHECK_P(p);
+	GET_ME(p, t);
+	r = claim_one(p, t);
+	if (likely(r >= 0))
+		return r;
+	return wait_for(p, t, timeout, try_one, NULL);
+}
+
+SHMPOOL_API int64_t shmpool_try_alloc(shmpool_t *p)
+{
+	return shmpool_alloc(p, 0);
+}
+
+SHMPOOL_API int64_t shmpool_alloc_n(shmpool_t *p, uint64_t *out, uint64_t n,
+				    double timeout)
+{
+	struct nreq r = { out, n };
+
+	CHECK_P(p);
+	if (!out || n == 0 || n > p->capacity)
+		return fail(EINVAL, "alloc_n: n must be 1..%llu (got %llu)",
+			    (unsigned long long)p->capacity,
+			    (unsigned long long)n);
+	GET_ME(p, t);
+	return wait_for(p, t, timeout, try_n, &r);
+}
+
+static int check_idx(const struct shmpool *p, uint64_t idx)
+{
+	if (unlikely(idx >= p->capacity))
+		return fail(ERANGE, "slot %llu out of range (capacity %llu)",
+			    (unsigned long long)idx,
+			    (unsigned long long)p->capacity);
+	return 0;
+}
+
+SHMPOOL_API int shmpool_free(shmpool_t *p, uint64_t idx)
+{
+	CHECK_P(p);
+	if (check_idx(p, idx) < 0)
+		return -1;
+	GET_ME(p, t);
+	if (own_slot(p, t, idx) < 0)
+		return -1;
+	if (unlikely(!release_one(p, t, idx)))
+		return fail(ENOENT, "slot %llu was freed concurrently",
+			    (unsigned long long)idx);
+	atomic_store_explicit(&t->u->hint, idx, RLX);
+	wake_if_waiters(p, 1);
+	return 0;
+}
+
+SHMPOOL_API int64_t shmpool_free_n(shmpool_t *p, const uint64_t *idx,
+				   uint64_t n)
+{
+	uint64_t freed = 0, w = UINT64_MAX, mask = 0, i;
+	int err = 0;
+	char msg[sizeof(errbuf)];
+
+	CHECK_P(p);
+	if (!idx && n)
+		return fail(EINVAL, "free_n: index array is NULL");
+	GET_ME(p, t);
+	for (i = 0; i < n; i++) {
+		uint64_t x = idx[i];
+
+		if (check_idx(p, x) < 0) {
+			err = errno;
+			break;
+		}
+		if (word_of(x) != w) {
+			if (mask)
+				freed += release_word(p, t, w, mask, 0);
+			w = word_of(x);
+			mask = 0;
+		}
+		if (mask & bit_of(x)) {
+			fail(ENOENT, "free_n: slot %llu listed twice",
+			     (unsigned long long)x);
+			err = errno;
+			break;
+		}
+		if (own_slot(p, t, x) < 0) {
+			err = errno;
+			break;
+		}
+		mask |= bit_of(x);
+	}
+	if (err)
+		memcpy(msg, errbuf, sizeof(msg));
+	if (mask)
+		freed += release_word(p, t, w, mask, 0);
+	if (freed)
+		wake_if_waiters(p, (int)(freed > INT_MAX ? INT_MAX : freed));
+	if (err) {
+		memcpy(errbuf, msg, sizeof(msg));
+		errno = err;
+	}
+	return (int64_t)freed;
+}
+
+SHMPOOL_API int shmpool_adopt(shmpool_t *p, uint64_t idx)
+{
+	CHECK_P(p);
+	if (check_idx(p, idx) < 0)
+		return -1;
+	GET_ME(p, t);
+	return own_slot(p, t, idx);
+}
+
+SHMPOOL_API int64_t shmpool_allocated_slots(shmpool_t *p, uint64_t *out,
+					    uint64_t max)
+{
+	uint64_t n = 0;
+
+	CHECK_P(p);
+	if (!out && max)
+		return fail(EINVAL, "allocated_slots: output is NULL");
+	for (uint64_t w = 0; w < p->nwords; w++) {
+		uint64_t v = atomic_load_explicit(&p->bitmap[w], ACQ) &
+			     valid_bits(p, w);
+
+		while (v) {
+			if (n < max)
+				out[n] = w * SLOTS_PER_WORD +
+					 (uint64_t)__builtin_ctzll(v);
+			n++;
+			v &= v - 1;
+		}
+	}
+	return (int64_t)n;
+}
+
+SHMPOOL_API int64_t shmpool_each_allocated(shmpool_t *p, shmpool_each_fn fn,
+					   void *arg)
+{
+	int64_t calls = 0;
+
+	CHECK_P(p);
+	if (!fn)
+		return fail(EINVAL, "each_allocated: callback is NULL");
+	for (uint64_t w = 0; w < p->nwords; w++) {
+		uint64_t v = atomic_load_explicit(&p->bitmap[w], ACQ) &
+			     valid_bits(p, w);
+
+		while (v) {
+			uint64_t idx = w * SLOTS_PER_WORD +
+				       (uint64_t)__builtin_ctzll(v);
+
+			v &= v - 1;
+			calls++;
+			if (fn(p, idx, arg))
+				return calls;
+		}
+	}
+	return calls;
+}
+
+/* ------------------------------------------------------------------ */
+/* Recovery                                                            */
+/* ------------------------------------------------------------------ */
+
+struct rctx {
+	struct shmpool *p;
+	struct tls_ent *t;
+	uint64_t *dead; /* bit per user */
+	uint32_t hwm;
+	uint64_t freed;
+	int locked_any;
+};
+
+static int is_dead(const struct rctx *c, uint32_t uid)
+{
+	return uid < c->p->max_users && ((c->dead[uid / 64] >> (uid % 64)) & 1);
+}
+
+static void lock_word(struct rctx *c, uint64_t w)
+{
+	atomic_fetch_or_explicit(&c->p->bitmap[w], WORD_LOCK, SC);
+	c->locked_any = 1;
+}
+
+static void unlock_word(struct rctx *c, uint64_t w)
+{
+	atomic_fetch_and_explicit(&c->p->bitmap[w], ~WORD_LOCK, SC);
+}
+
+/*
+ * Bits of word @w named by the pending op of a live user.  Called with the
+ * word locked: a claim that landed before the lock published its pending
+ * record before its CAS, so it is seen here (or its owner store is).
+ */
+static uint64_t live_pending(const struct rctx *c, uint64_t w)
+{
+	const struct shmpool *p = c->p;
+	uint64_t m = 0;
+
+	for (uint32_t i = 0; i < c->hwm; i++) {
+		uint64_t op;
+
+		if (i == c->t->uid || is_dead(c, i) ||
+		    atomic_load_explicit(&p->users[i].state, ACQ) == USER_FREE)
+			continue;
+		op = atomic_load_explicit(&p->users[i].pend_op, ACQ);
+		if (PEND_OP(op) == OP_ALLOC1 || PEND_OP(op) == OP_FREE1) {
+			if (PEND1_WORD(op) == w)
+				m |= 1ull << PEND1_BIT(op);
+		} else if (PEND_OP(op) != OP_NONE && PEND_WORD(op) == w) {
+			m |= atomic_load_explicit(&p->users[i].pend_mask, ACQ);
+		}
+	}
+	return m;
+}
+
+/*
+ * Finish or undo the operation dead user @d was in.  Returns 1 when
+ * settled, 0 when a live user's operation on the same bits must end first.
+ */
+static int resolve_pending(struct rctx *c, uint32_t d)
+{
+	struct shmpool *p = c->p;
+	struct pool_user *u = &p->users[d];
+	uint64_t op = atomic_load_explicit(&u->pend_op, ACQ);
+	uint64_t w, mask, snap, live, m, counted = 0;
+	unsigned kind = PEND_OP(op);
+	uint32_t pre;
+	int settled = 1;
+
+	if (kind == OP_NONE)
+		return 1;
+	if (kind == OP_ALLOC1 || kind == OP_FREE1) {
+		/* short form: the counter tells whether its increment landed */
+		uint64_t cnt = atomic_load_explicit(
+			kind == OP_ALLOC1 ? &u->nalloc : &u->nfree, RLX);
+
+		w = PEND1_WORD(op);
+		mask = 1ull << PEND1_BIT(op);
+		snap = (cnt & CNT_LOW_MASK) == PEND1_CNT(op) ? cnt : cnt - 1;
+		pre = kind == OP_FREE1 ? d + 1 : 0;
+		kind = kind == OP_ALLOC1 ? OP_ALLOC : OP_FREE;
+	} else {
+		w = PEND_WORD(op);
+		mask = atomic_load_explicit(&u->pend_mask, ACQ);
+		snap = atomic_load_explicit(&u->pend_snap, RLX);
+		pre = PEND_PRE(op);
+	}
+	if (kind == OP_ALLOC1 || kind == OP_FREE1 || kind > OP_UNALLOC ||
+	    w >= p->nwords) {
+		/* garbage from a hostile peer: nothing we could repair */
+		atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+		return 1;
+	}
+	mask &= valid_bits(p, w);
+	lock_word(c, w);
+	live = live_pending(c, w);
+	for (m = mask; m; m &= m - 1) {
+		uint64_t b = m & -m;
+		uint64_t idx = w * SLOTS_PER_WORD + (uint64_t)__builtin_ctzll(b);
+		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
+		uint64_t v = atomic_load_explicit(&p->bitmap[w], SC);
+
+		if (kind == OP_ALLOC) {
+			/* Undo the claim if it landed: the slot goes back
+			 * free and nalloc back to its snapshot. */
+			if (!(v & b) || (o != 0 && o != d + 1))
+				continue;
+			if (o == 0 && (live & b)) {
+				settled = 0;
+				continue;
+			}
+			atomic_store_explicit(&p->owner[idx], 0, REL);
+			atomic_fetch_and_explicit(&p->bitmap[w], ~b, SC);
+			c->freed++;
+			continue;
+		}
+		/* FREE/RFREE/UNALLOC: the owner still names the pre-owner if
+		 * the release did not start for this bit; the sweep frees such
+		 * slots. */
+		if (pre && o == pre)
+			continue;
+		if ((v & b) && o == 0) {
+			if (live & b) {
+				settled = 0;
+				continue;
+			}
+			atomic_fetch_and_explicit(&p->bitmap[w], ~b, SC);
+			c->freed++;
+		}
+		counted++;
+	}
+	unlock_word(c, w);
+	if (!settled)
+		return 0;
+	if (kind == OP_ALLOC)
+		atomic_store_explicit(&u->nalloc, snap, RLX);
+	else if (kind == OP_UNALLOC)
+		atomic_store_explicit(&u->nalloc, snap - counted, RLX);
+	else
+		atomic_store_explicit(&u->nfree, snap + counted, RLX);
+	atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+	return 1;
+}
+
+/* Free every slot of word @w owned by a dead user (word locked). */
+static void sweep_word(struct rctx *c, uint64_t w)
+{
+	struct shmpool *p = c->p;
+	struct pool_user *me_u = c->t->u;
+	uint64_t base = w * SLOTS_PER_WORD;
+	uint64_t end = base + SLOTS_PER_WORD;
+
+	if (end > p->capacity)
+		end = p->capacity;
+	for (uint64_t idx = base; idx < end; idx++) {
+		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
+		uint64_t b = bit_of(idx), snap;
+
+		if (!o || !is_dead(c, o - 1) ||
+		    !(atomic_load_explicit(&p->bitmap[w], SC) & b))
+			continue;
+		snap = atomic_load_explicit(&me_u->nfree, RLX);
+		atomic_store_explicit(&me_u->pend_mask, b, RLX);
+		atomic_store_explicit(&me_u->pend_snap, snap, RLX);
+		atomic_store_explicit(&me_u->pend_op, PEND(OP_RFREE, w, o),
+				      REL);
+		/* CAS: a live consumer adopting the slot wins or loses as a
+		 * whole; never both of us free it. */
+		if (atomic_compare_exchange_strong_explicit(
+			    &p->owner[idx], &o, 0, SC, RLX)) {
+			atomic_fetch_and_explicit(&p->bitmap[w], ~b, SC);
+			atomic_store_explicit(&me_u->nfree, snap + 1, RLX);
+			c->freed++;
+		}
+		atomic_store_explicit(&me_u->pend_op, OP_NONE, REL);
+	}
+}
+
+static int word_needs_sweep(const struct rctx *c, uint64_t w)
+{
+	const struct shmpool *p = c->p;
+	uint64_t base = w * SLOTS_PER_WORD;
+	uint64_t end = base + SLOTS_PER_WORD;
+
+	if (end > p->capacity)
+		end = p->capacity;
+	for (uint64_t idx = base; idx < end; idx++) {
+		uint32_t o = atomic_load_explicit(&p->owner[idx], RLX);
+
+		if (o && is_dead(c, o - 1))
+			return 1;
+	}
+	return 0;
+}
+
+static int recovery_lock(struct shmpool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->lfd < 0 || lock_byte(p->lfd, LOCK_RECOVERY, 1) < 0) {
+		int e = p->lfd < 0 ? EBADF : errno;
+
+		pthread_mutex_unlock(&p->mu);
+		return fail(e, "taking the recovery lock: %s", strerror(e));
+	}
+	return 0;
+}
+
+static void recovery_unlock(struct shmpool *p)
+{
+	unlock_byte(p->lfd, LOCK_RECOVERY);
+	pthread_mutex_unlock(&p->mu);
+}
+
+SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p)
+{
+	struct rctx c = { 0 };
+	uint64_t ndead = 0;
+	uint8_t *settled;
+
+	CHECK_P(p);
+	GET_ME(p, t);
+	c.p = p;
+	c.t = t;
+	c.dead = calloc(p->max_users / 64, sizeof(uint64_t));
+	settled = calloc(p->max_users, 1);
+	if (!c.dead || !settled) {
+		free(c.dead);
+		free(settled);
+		return fail(ENOMEM, "out of memory");
+	}
+	if (recovery_lock(p) < 0) {
+		free(c.dead);
+		free(settled);
+		return -1;
+	}
+	c.hwm = user_hwm(p);
+	/* A user is dead when its lock byte can be taken: its process
+	 * closed the pool for good (exit, crash, exec).  We keep the byte
+	 * while we clean up, so nobody reuses the record meanwhile. */
+	for (uint32_t i = 0; i < c.hwm; i++) {
+		if (atomic_load_explicit(&p->users[i].state, ACQ) == USER_FREE ||
+		    handle_owns(p, i))
+			continue;
+		if (lock_byte(p->lfd, LOCK_USERS + i, 0) == 0) {
+			c.dead[i / 64] |= 1ull << (i % 64);
+			ndead++;
+		}
+	}
+	for (uint32_t i = 0; i < c.hwm; i++)
+		if (is_dead(&c, i))
+			settled[i] = (uint8_t)resolve_pending(&c, i);
+	for (uint64_t w = 0; ndead && w < p->nwords; w++) {
+		uint64_t v = atomic_load_explicit(&p->bitmap[w], RLX);
+
+		if (!word_needs_sweep(&c, w) && !(v & WORD_LOCK))
+			continue;
+		lock_word(&c, w);
+		sweep_word(&c, w);
+		unlock_word(&c, w);
+	}
+	for (uint32_t i = 0; i < c.hwm; i++) {
+		if (!is_dead(&c, i))
+			continue;
+		if (settled[i]) {
+			atomic_fetch_and_explicit(&p->waitmask[i / 64],
+						  ~(1ull << (i % 64)), SC);
+			atomic_store_explicit(&p->users[i].state, USER_FREE,
+					      REL);
+		}
+		unlock_byte(p->lfd, LOCK_USERS + i);
+	}
+	recovery_unlock(p);
+	if (c.freed)
+		atomic_store_explicit(&t->u->nrecov,
+				      atomic_load_explicit(&t->u->nrecov, RLX) +
+					      c.freed,
+				      RLX);
+	/* Slots came back, or waiters may have skipped a locked word. */
+	if (c.freed || c.locked_any)
+		wake_if_waiters(p, INT_MAX);
+	free(c.dead);
+	free(settled);
+	return (int64_t)c.freed;
+}
+
+SHMPOOL_API int shmpool_reset(shmpool_t *p)
+{
+	struct rctx c = { 0 };
+
+	CHECK_P(p);
+	GET_ME(p, t);
+	c.p = p;
+	c.t = t;
+	c.hwm = user_hwm(p);
+	c.dead = calloc(p->max_users / 64, sizeof(uint64_t));
+	if (!c.dead)
+		return fail(ENOMEM, "out of memory");
+	/* Exclusive access: any pending operation belongs to a process that
+	 * died in it; settle those first so the counters stay exact. */
+	for (uint32_t i = 0; i < c.hwm; i++)
+		if (i != t->uid)
+			c.dead[i / 64] |= 1ull << (i % 64);
+	for (uint32_t i = 0; i < c.hwm; i++)
+		if (i != t->uid)
+			resolve_pending(&c, i);
+	free(c.dead);
+	for (uint64_t w = 0; w < p->nwords; w++) {
+		uint64_t v = atomic_load_explicit(&p->bitmap[w], ACQ);
+		uint64_t held = v & valid_bits(p, w);
+
+		if (v & WORD_LOCK)
+			atomic_fetch_and_explicit(&p->bitmap[w], ~WORD_LOCK, SC);
+		if (!held)
+			continue;
+		/* take every slot of the word, then free it like its owner */
+		for (uint64_t m = held; m; m &= m - 1)
+			atomic_store_explicit(
+				&p->owner[w * SLOTS_PER_WORD +
+					  (uint64_t)__builtin_ctzll(m)],
+				t->uid + 1, RLX);
+		release_word(p, t, w, held, 0);
+	}
+	wake_if_waiters(p, INT_MAX);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Data access                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Address of allocated slot @idx, or NULL with ERANGE/ENOENT. */
+static inline unsigned char *live_slot(struct shmpool *p, uint64_t idx)
+{
+	if (unlikely(!p))
+		return FAILP(EINVAL, "pool handle is NULL");
+	if (check_idx(p, idx) < 0)
+		return NULL;
+	if (unlikely(!(atomic_load_explicit(&p->bitmap[word_of(idx)], ACQ) &
+		       bit_of(idx))))
+		return FAILP(ENOENT, "slot %llu is not allocated",
+			     (unsigned long long)idx);
+	return slot_addr(p, idx);
+}
+
+static inline unsigned char *typed_slot(struct shmpool *p, uint64_t idx,
+					enum shmpool_variant v)
+{
+	if (unlikely(p && p->variant != v))
+		return FAILP(EPROTOTYPE, "%s operation on a %s pool",
+			     shmpool_variant_name(v),
+			     shmpool_variant_name(p->variant));
+	return live_slot(p, idx);
+}
+
+SHMPOOL_API int64_t shmpool_get(shmpool_t *p, uint64_t idx, void *buf,
+				size_t len)
+{
+	unsigned char *s = live_slot(p, idx);
+
+	if (!s)
+		return -1;
+	if (!buf && len)
+		return fail(EINVAL, "get: buffer is NULL");
+	if (len > p->stride)
+		len = p->stride;
+	if (len)
+		memcpy(buf, s, len);
+	return (int64_t)len;
+}
+
+static int64_t set_raw(shmpool_t *p, uint64_t idx, const void *data,
+		       size_t len, int trunc)
+{
+	unsigned char *s = live_slot(p, idx);
+
+	if (!s)
+		return -1;
+	if (!data && len)
+		return fail(EINVAL, "set: data is NULL");
+	if (len > p->stride) {
+		if (!trunc)
+			return fail(EMSGSIZE,
+				    "%zu bytes do not fit in a %llu-byte slot",
+				    len, (unsigned long long)p->stride);
+		len = p->stride;
+	}
+	if (len)
+		memcpy(s, data, len);
+	memset(s + len, 0, p->stride - len);
+	return (int64_t)len;
+}
+
+SHMPOOL_API int shmpool_set(shmpool_t *p, uint64_t idx, const void *data,
+			    size_t len)
+{
+	return set_raw(p, idx, data, len, 0) < 0 ? -1 : 0;
+}
+
+SHMPOOL_API int64_t shmpool_set_trunc(shmpool_t *p, uint64_t idx,
+				      const void *data, size_t len)
+{
+	return set_raw(p, idx, data, len, 1);
+}
+
+#define ATOMIC_OPS(name, T, V)                                                 \
+	SHMPOOL_API int shmpool_##name##_get(shmpool_t *p, uint64_t idx,      \
+					     T *out)                          \
+	{                                                                      \
+		_Atomic T *a = (_Atomic T *)typed_slot(p, idx, V);            \
+		if (!a)                                                        \
+			return -1;                                             \
+		if (!out)                                                      \
+			return fail(EINVAL, "get: output is NULL");            \
+		*out = atomic_load(a);                                         \
+		return 0;                                                      \
+	}                                                                      \
+	SHMPOOL_API int shmpool_##name##_set(shmpool_t *p, uint64_t idx, T v) \
+	{                                                                      \
+		_Atomic T *a = (_Atomic T *)typed_slot(p, idx, V);            \
+		if (!a)                                                        \
+			return -1;                                             \
+		atomic_store(a, v);                                            \
+		return 0;                                                      \
+	}                                                                      \
+	SHMPOOL_API int shmpool_##name##_cmpxchg(                              \
+		shmpool_t *p, uint64_t idx, T expect, T desired, T *old)       \
+	{                                                                      \
+		_Atomic T *a = (_Atomic T *)typed_slot(p, idx, V);            \
+		if (!a)                                                        \
+			return -1;                                             \
+		atomic_compare_exchange_strong(a, &expect, desired);          \
+		if (old)                                                       \
+			*old = expect;                                         \
+		return 0;                                                      \
+	}                                                                      \
+	SHMPOOL_API int shmpool_##name##_cas(shmpool_t *p, uint64_t idx,      \
+					     T expect, T desired)             \
+	{                                                                      \
+		_Atomic T *a = (_Atomic T *)typed_slot(p, idx, V);            \
+		if (!a)                                                        \
+			return -1;                                             \
+		return atomic_compare_exchange_strong(a, &expect, desired);   \
+	}                                                                      \
+	SHMPOOL_API int shmpool_##name##_xchg(shmpool_t *p, uint64_t idx,     \
+					      T v, T *old)                    \
+	{                                                                      \
+		_Atomic T *a = (_Atomic T *)typed_slot(p, idx, V);            \
+		T o;                                                           \
+		if (!a)                                                        \
+			return -1;                                             \
+		o = atomic_exchange(a, v);                                     \
+		if (old)                                                       \
+			*old = o;                                              \
+		return 0;                                                      \
+	}                                                                      \
+	SHMPOOL_API int shmpool_##name##_add(shmpool_t *p, uint64_t idx,      \
+					     T delta, T *out)                 \
+	{                                                                      \
+		_Atomic T *a = (_Atomic T *)typed_slot(p, idx, V);            \
+		T o;                                                           \
+		if (!a)                                                        \
+			return -1;                                             \
+		/* two's complement wrap, done on the unsigned type */         \
+		o = atomic_fetch_add(a, delta);                                \
+		if (out)                                                       \
+			*out = (T)((u##T)o + (u##T)delta);                     \
+		return 0;                                                      \
+	}                                                                      \
+	SHMPOOL_API int shmpool_##name##_incr(shmpool_t *p, uint64_t idx,     \
+					      T *out)                         \
+	{                                                                      \
+		return shmpool_##name##_add(p, idx, 1, out);                   \
+	}                                                                      \
+	SHMPOOL_API int shmpool_##name##_decr(shmpool_t *p, uint64_t idx,     \
+					      T *out)                         \
+	{                                                                      \
+		return shmpool_##name##_add(p, idx, -1, out);                  \
+	}
+ATOMIC_OPS(i64, int64_t, SHMPOOL_I64)
+ATOMIC_OPS(i32, int32_t, SHMPOOL_I32)
+
+SHMPOOL_API int shmpool_f64_get(shmpool_t *p, uint64_t idx, double *out)
+{
+	_Atomic uint64_t *a = (_Atomic uint64_t *)typed_slot(p, idx,
+							     SHMPOOL_F64);
+	uint64_t bits;
+
+	if (!a)
+		return -1;
+	if (!out)
+		return fail(EINVAL, "get: output is NULL");
+	bits = atomic_load(a);
+	memcpy(out, &bits, sizeof(bits));
+	return 0;
+}
+
+SHMPOOL_API int shmpool_f64_set(shmpool_t *p, uint64_t idx, double v)
+{
+	_Atomic uint64_t *a = (_Atomic uint64_t *)typed_slot(p, idx,
+							     SHMPOOL_F64);
+	uint64_t bits;
+
+	if (!a)
+		return -1;
+	memcpy(&bits, &v, sizeof(bits));
+	atomic_store(a, bits);
+	return 0;
+}
+
+/* Length prefix of a STR slot, clamped: the slot may be torn or hostile. */
+static uint32_t str_len(const struct shmpool *p, const unsigned char *s)
+{
+	uint32_t n;
+
+	memcpy(&n, s, sizeof(n));
+	return n > p->max_len ? (uint32_t)p->max_len : n;
+}
+
+SHMPOOL_API int64_t shmpool_str_get(shmpool_t *p, uint64_t idx, void *buf,
+				    size_t len)
+{
+	unsigned char *s = typed_slot(p, idx, SHMPOOL_STR);
+	uint32_t n;
+
+	if (!s)
+		return -1;
+	if (!buf && len)
+		return fail(EINVAL, "str_get: buffer is NULL");
+	n = str_len(p, s);
+	if (n && len)
+		memcpy(buf, s + 4, n < len ? n : len);
+	return n;
+}
+
+static int64_t str_set(shmpool_t *p, uint64_t idx, const void *str,
+		       size_t len, int trunc)
+{
+	unsigned char *s = typed_slot(p, idx, SHMPOOL_STR);
+	uint32_t n;
+
+	if (!s)
+		return -1;
+	if (!str && len)
+		return fail(EINVAL, "str_set: string is NULL");
+	if (len > p->max_len) {
+		if (!trunc)
+			return fail(EMSGSIZE,
+				    "string of %zu bytes exceeds max_len %llu",
+				    len, (unsigned long long)p->max_len);
+		len = p->max_len;
+	}
+	n = (uint32_t)len;
+	if (len)
+		memcpy(s + 4, str, len);
+	memcpy(s, &n, sizeof(n));
+	return (int64_t)len;
+}
+
+SHMPOOL_API int shmpool_str_set(shmpool_t *p, uint64_t idx, const void *s,
+				size_t len)
+{
+	return str_set(p, idx, s, len, 0) < 0 ? -1 : 0;
+}
+
+SHMPOOL_API int64_t shmpool_str_set_trunc(shmpool_t *p, uint64_t idx,
+					  const void *s, size_t len)
+{
+	return str_set(p, idx, s, len, 1);
+}
+
+SHMPOOL_API int64_t shmpool_str_max_len(shmpool_t *p)
+{
+	CHECK_P(p);
+	if (p->variant != SHMPOOL_STR)
+		return fail(EPROTOTYPE, "max_len of a %s pool",
+			    shmpool_variant_name(p->variant));
+	return (int64_t)p->max_len;
+}
+
+/* alloc + set: the data is checked first, so a bad value allocates
+ * nothing; the slot is freed again if the set still fails. */
+static int64_t alloc_then(shmpool_t *p, double timeout,
+			  int (*set)(shmpool_t *, uint64_t, const void *,
+				     size_t),
+			  const void *data, size_t len)
+{
+	int64_t idx = shmpool_alloc(p, timeout);
+
+	if (idx < 0)
+		return -1;
+	if (set(p, (uint64_t)idx, data, len) < 0) {
+		int e = errno;
+		char msg[sizeof(errbuf)];
+
+		memcpy(msg, errbuf, sizeof(msg));
+		shmpool_free(p, (uint64_t)idx);
+		memcpy(errbuf, msg, sizeof(msg));
+		errno = e;
+		return -1;
+	}
+	return idx;
+}
+
+SHMPOOL_API int64_t shmpool_alloc_set(shmpool_t *p, const void *data,
+				      size_t len, double timeout)
+{
+	CHECK_P(p);
+	if (!data && len)
+		return fail(EINVAL, "alloc_set: data is NULL");
+	if (len > p->stride)
+		return fail(EMSGSIZE, "%zu bytes do not fit in a %llu-byte slot",
+			    len, (unsigned long long)p->stride);
+	return alloc_then(p, timeout, shmpool_set, data, len);
+}
+
+SHMPOOL_API int64_t shmpool_try_alloc_set(shmpool_t *p, const void *data,
+					  size_t len)
+{
+	return shmpool_alloc_set(p, data, len, 0);
+}
+
+static int set_i64(shmpool_t *p, uint64_t i, const void *v, size_t n)
+{
+	(void)n;
+	return shmpool_i64_set(p, i, *(const int64_t *)v);
+}
+
+static int set_i32(shmpool_t *p, uint64_t i, const void *v, size_t n)
+{
+	(void)n;
+	return shmpool_i32_set(p, i, *(const int32_t *)v);
+}
+
+static int set_f64(shmpool_t *p, uint64_t i, const void *v, size_t n)
+{
+	(void)n;
+	return shmpool_f64_set(p, i, *(const double *)v);
+}
+
+static int check_variant(shmpool_t *p, enum shmpool_variant v)
+{
+	if (!p)
+		return fail(EINVAL, "pool handle is NULL");
+	if (p->variant != v)
+		return fail(EPROTOTYPE, "%s operation on a %s pool",
+			    shmpool_variant_name(v),
+			    shmpool_variant_name(p->variant));
+	return 0;
+}
+
+SHMPOOL_API int64_t shmpool_i64_alloc_set(shmpool_t *p, int64_t v,
+					  double timeout)
+{
+	if (check_variant(p, SHMPOOL_I64) < 0)
+		return -1;
+	return alloc_then(p, timeout, set_i64, &v, sizeof(v));
+}
+
+SHMPOOL_API int64_t shmpool_i32_alloc_set(shmpool_t *p, int32_t v,
+					  double timeout)
+{
+	if (check_variant(p, SHMPOOL_I32) < 0)
+		return -1;
+	return alloc_then(p, timeout, set_i32, &v, sizeof(v));
+}
+
+SHMPOOL_API int64_t shmpool_f64_alloc_set(shmpool_t *p, double v,
+					  double timeout)
+{
+	if (check_variant(p, SHMPOOL_F64) < 0)
+		return -1;
+	return alloc_then(p, timeout, set_f64, &v, sizeof(v));
+}
+
+SHMPOOL_API int64_t shmpool_str_alloc_set(shmpool_t *p, const void *s,
+					  size_t len, double timeout)
+{
+	if (check_variant(p, SHMPOOL_STR) < 0)
+		return -1;
+	if (!s && len)
+		return fail(EINVAL, "str_alloc_set: string is NULL");
+	if (len > p->max_len)
+		return fail(EMSGSIZE, "string of %zu bytes exceeds max_len %llu",
+			    len, (unsigned long long)p->max_len);
+	return alloc_then(p, timeout, shmpool_str_set, s, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* Pointers, views, status                                             */
+/* ------------------------------------------------------------------ */
+
+SHMPOOL_API void *shmpool_ptr(shmpool_t *p, uint64_t idx)
+{
+	return live_slot(p, idx);
+}
+
+SHMPOOL_API void *shmpool_data_ptr(shmpool_t *p)
+{
+	if (!p)
+		return FAILP(EINVAL, "pool handle is NULL");
+	return p->data;
+}
+
+SHMPOOL_API int shmpool_slot_view(shmpool_t *p, uint64_t idx,
+				  const void **ptr, size_t *len)
+{
+	unsigned char *s = live_slot(p, idx);
+
+	if (!s)
+		return -1;
+	if (!ptr || !len)
+		return fail(EINVAL, "slot_view: NULL output");
+	if (p->variant == SHMPOOL_STR) {
+		*ptr = s + 4;
+		*len = str_len(p, s);
+	} else {
+		*ptr = s;
+		*len = p->stride;
+	}
+	return 0;
+}
+
+SHMPOOL_API int shmpool_is_allocated(shmpool_t *p, uint64_t idx)
+{
+	CHECK_P(p);
+	if (check_idx(p, idx) < 0)
+		return -1;
+	return !!(atomic_load_explicit(&p->bitmap[word_of(idx)], ACQ) &
+		  bit_of(idx));
+}
+
+SHMPOOL_API uint64_t shmpool_capacity(shmpool_t *p)
+{
+	return p ? p->capacity : 0;
+}
+
+SHMPOOL_API uint64_t shmpool_elem_size(shmpool_t *p)
+{
+	return p ? p->stride : 0;
+}
+
+SHMPOOL_API enum shmpool_variant shmpool_variant(shmpool_t *p)
+{
+	return p ? p->variant : SHMPOOL_ANY;
+}
+
+/* Sum the per-user counters (an approximate snapshot under load). */
+static void sum_users(const struct shmpool *p, struct shmpool_stats *st)
+{
+	uint32_t hwm = user_hwm(p);
+	uint64_t na = 0, nf = 0;
+
+	for (uint32_t i = 0; i < hwm; i++) {
+		const struct pool_user *u = &p->users[i];
+
+		na += atomic_load_explicit(&u->nalloc, RLX);
+		nf += atomic_load_explicit(&u->nfree, RLX);
+		st->waits += atomic_load_explicit(&u->nwait, RLX);
+		st->timeouts += atomic_load_explicit(&u->ntimeout, RLX);
+		st->recoveries += atomic_load_explicit(&u->nrecov, RLX);
+		st->users += atomic_load_explicit(&u->state, RLX) != USER_FREE;
+	}
+	st->allocs = na;
+	st->frees = nf;
+	st->used = na > nf ? na - nf : 0;
+	if (st->used > p->capacity)
+		st->used = p->capacity;
+	st->available = p->capacity - st->used;
+}
+
+SHMPOOL_API uint64_t shmpool_used(shmpool_t *p)
+{
+	struct shmpool_stats st = { 0 };
+
+	if (!p)
+		return 0;
+	sum_users(p, &st);
+	return st.used;
+}
+
+SHMPOOL_API uint64_t shmpool_available(shmpool_t *p)
+{
+	return p ? p->capacity - shmpool_used(p) : 0;
+}
+
+SHMPOOL_API pid_t shmpool_owner(shmpool_t *p, uint64_t idx)
+{
+	uint32_t o;
+
+	if (!live_slot(p, idx))
+		return -1;
+	o = atomic_load_explicit(&p->owner[idx], ACQ);
+	if (o == 0)
+		return 0;
+	if (o > p->max_users)
+		return fail(EBADMSG, "slot %llu names user %u: corrupt pool",
+			    (unsigned long long)idx, o);
+	return atomic_load_explicit(&p->users[o - 1].pid, RLX);
+}
+
+SHMPOOL_API int shmpool_stats(shmpool_t *p, struct shmpool_stats *st)
+{
+	CHECK_P(p);
+	if (!st)
+		return fail(EINVAL, "stats: output is NULL");
+	memset(st, 0, sizeof(*st));
+	st->capacity = p->capacity;
+	st->elem_size = p->stride;
+	st->mmap_size = p->map_size;
+	sum_users(p, st);
+	for (uint32_t i = 0; i < p->nwaitwords; i++)
+		st->waiters += (uint64_t)__builtin_popcountll(
+			atomic_load_explicit(&p->waitmask[i], RLX));
+	return 0;
+}
+
+SHMPOOL_API int shmpool_mem_node(shmpool_t *p)
+{
+	int node = -1;
+
+	CHECK_P(p);
+	if (get_mempolicy(&node, NULL, 0, p->data, MPOL_F_NODE | MPOL_F_ADDR) <
+	    0)
+		return fail(errno, "get_mempolicy: %s", strerror(errno));
+	return node;
+}
+
+/* ------------------------------------------------------------------ */
+/* Guards                                                              */
+/* ------------------------------------------------------------------ */
+
+SHMPOOL_API int64_t shmpool_alloc_guard(shmpool_t *p, double timeout,
+					shmpool_guard_t *g)
+{
+	if (!g)
+		return fail(EINVAL, "guard is NULL");
+	g->pool = p;
+	g->idx = shmpool_alloc(p, timeout);
+	return g->idx;
+}
+
+SHMPOOL_API int64_t shmpool_try_alloc_guard(shmpool_t *p, shmpool_guard_t *g)
+{
+	return shmpool_alloc_guard(p, 0, g);
+}
+
+SHMPOOL_API void shmpool_guard_release(shmpool_guard_t *g)
+{
+	int e = errno;
+
+	if (g && g->pool && g->idx >= 0)
+		shmpool_free(g->pool, (uint64_t)g->idx);
+	if (g)
+		g->idx = -1;
+	errno = e;
+}
+
+SHMPOOL_API int64_t shmpool_guard_detach(shmpool_guard_t *g)
+{
+	int64_t idx;
+
+	if (!g)
+		return fail(EINVAL, "guard is NULL");
+	idx = g->idx;
+	g->idx = -1;
+	return idx;
+}
+
+SHMPOOL_API shmpool_guard_t shmpool_guard_acquire(shmpool_t *p,
+						  double timeout)
+{
+	shmpool_guard_t g = { p, -1 };
+
+	g.idx = shmpool_alloc(p, timeout);
+	return g;
+}
+
+/* ------------------------------------------------------------------ */
+/* Backing and eventfd                                                 */
+/* ------------------------------------------------------------------ */
+
+SHMPOOL_API const char *shmpool_path(shmpool_t *p)
+{
+	return p ? p->path : NULL;
+}
+
+SHMPOOL_API int shmpool_memfd(shmpool_t *p)
+{
+	if (!p)
+		return -1;
+	return p->backing == SHMPOOL_BACKING_MEMFD ||
+			       p->backing == SHMPOOL_BACKING_FD
+		       ? p->fd
+		       : -1;
+}
+
+SHMPOOL_API int shmpool_sync(shmpool_t *p)
+{
+	CHECK_P(p);
+	if (msync(p->base, p->map_size, MS_SYNC) < 0)
+		return fail(errno, "msync: %s", strerror(errno));
+	return 0;
+}
+
+SHMPOOL_API int shmpool_unlink(shmpool_t *p)
+{
+	CHECK_P(p);
+	if (!p->path)
+		return fail(EINVAL, "pool is not file-backed");
+	if (unlink(p->path) < 0)
+		return fail(errno, "unlink %s: %s", p->path, strerror(errno));
+	return 0;
+}
+
+SHMPOOL_API int shmpool_eventfd(shmpool_t *p)
+{
+	CHECK_P(p);
+	if (p->efd < 0) {
+		int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+		if (fd < 0)
+			return fail(errno, "eventfd: %s", strerror(errno));
+		p->efd = fd;
+		p->efd_owned = 1;
+	}
+	return p->efd;
+}
+
+SHMPOOL_API int shmpool_eventfd_set(shmpool_t *p, int fd)
+{
+	CHECK_P(p);
+	if (p->efd_owned && p->efd >= 0 && p->efd != fd)
+		close(p->efd);
+	p->efd = fd < 0 ? -1 : fd;
+	p->efd_owned = 0;
+	return 0;
+}
+
+SHMPOOL_API int shmpool_fileno(shmpool_t *p)
+{
+	return p ? p->efd : -1;
+}
+
+SHMPOOL_API int shmpool_notify(shmpool_t *p)
+{
+	uint64_t one = 1;
+
+	CHECK_P(p);
+	if (p->efd < 0)
+		return fail(EINVAL, "no eventfd: call shmpool_eventfd first");
+	if (write(p->efd, &one, sizeof(one)) != sizeof(one))
+		return fail(errno, "eventfd write: %s", strerror(errno));
+	return 0;
+}
+
+SHMPOOL_API int64_t shmpool_eventfd_consume(shmpool_t *p)
+{
+	uint64_t v = 0;
+
+	CHECK_P(p);
+	if (p->efd < 0)
+		return fail(EINVAL, "no eventfd: call shmpool_eventfd first");
+	if (read(p->efd, &v, sizeof(v)) != sizeof(v)) {
+		if (errno == EAGAIN)
+			return 0;
+		return fail(errno, "eventfd read: %s", strerror(errno));
+	}
+	return (int64_t)(v > INT64_MAX ? INT64_MAX : v);
+}
+
+/* ------------------------------------------------------------------ */
+/* Close                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Does any user of this handle still own a slot? */
+static int handle_holds_slots(const struct shmpool *p)
+{
+	if (!p->nhu)
+		return 0;
+	for (uint64_t idx = 0; idx < p->capacity; idx++) {
+		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
+
+		if (o && o <= p->max_users && handle_owns(p, o - 1) &&
+		    (atomic_load_explicit(&p->bitmap[word_of(idx)], ACQ) &
+		     bit_of(idx)))
+			return 1;
+	}
+	return 0;
+}
+
+SHMPOOL_API int shmpool_close(shmpool_t *p)
+{
+	int keep;
+
+	CHECK_P(p);
+	registry_remove(p);
+	pthread_mutex_lock(&p->mu);
+	keep = handle_holds_slots(p);
+	if (!keep) {
+		for (uint32_t i = 0; i < p->nhu; i++) {
+			struct pool_user *u = &p->users[p->hu[i].uid];
+
+			atomic_store_explicit(&u->pend_op, OP_NONE, RLX);
+			atomic_store_explicit(&u->state, USER_FREE, REL);
+			unlock_byte(p->lfd, LOCK_USERS + p->hu[i].uid);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (keep) {
+		/* The process stays the owner of those slots until it exits:
+		 * keep the descriptor that holds its users' locks (taking
+		 * reg_mu only after p->mu is released: thread_exit takes
+		 * them in the other order). */
+		int *k;
+
+		pthread_mutex_lock(&reg_mu);
+		k = realloc(kept_fds, (nkept + 1) * sizeof(int));
+		if (k) {
+			kept_fds = k;
+			kept_fds[nkept++] = p->lfd;
+		}
+		pthread_mutex_unlock(&reg_mu);
+		/* untracked, the fd simply stays open until exit */
+	}
+	for (int i = 0; i < TLS_WAYS; i++)
+		if (tls_ents[i].serial == p->serial)
+			tls_ents[i].serial = 0;
+	munmap(p->base, p->map_size);
+	if (p->efd_owned && p->efd >= 0)
+		close(p->efd);
+	if (!keep && p->lfd >= 0)
+		close(p->lfd);
+	if (p->fd >= 0)
+		close(p->fd);
+	pthread_mutex_destroy(&p->mu);
+	free(p->hu);
+	free(p->path);
+	free(p);
+	return 0;
+}
