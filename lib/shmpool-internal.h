@@ -63,7 +63,7 @@
 #define PEND1_CNT(v) ((uint64_t)((v) >> 36))
 #define CNT_LOW_MASK ((1ull << 28) - 1)
 
-/* Immutable description of the pool, first cache line of the file. */
+/* Immutable description of the pool, at the start of the file. */
 struct pool_hdr {
 	_Atomic uint64_t magic; /* READY is written last at creation */
 	uint32_t version;
@@ -108,9 +108,14 @@ struct pool_user {
 	_Atomic uint64_t nrecov;
 };
 
-/* Offsets of the fixed part. */
-#define OFF_SHARED SHMPOOL_CACHELINE
+/* Offsets of the fixed part: the header takes whole lines of its own, so
+ * the futex word bumped by every wake-up can never touch it. */
+#define OFF_SHARED                                                             \
+	((sizeof(struct pool_hdr) + SHMPOOL_CACHELINE - 1) &                   \
+	 ~(size_t)(SHMPOOL_CACHELINE - 1))
 #define OFF_FIXED_END (OFF_SHARED + sizeof(struct pool_shared))
+_Static_assert(sizeof(struct pool_hdr) <= OFF_SHARED,
+	       "header overlaps the shared words");
 
 /* Private per-handle record of a user this handle took. */
 struct handle_user {

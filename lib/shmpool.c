@@ -73,6 +73,7 @@
 #include <numa.h>
 #include <numaif.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,20 @@
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
+
+/*
+ * Crash points.  In the test build (SHMPOOL_CRASHPOINTS, see
+ * tests/test_crash.c) every store and read-modify-write to shared memory
+ * on the paths of open, alloc, alloc_n, free, free_n, recover_stale and
+ * reset is followed by CP(), a numbered point at which the driver can have
+ * the process SIGKILLed; in the library proper CP() is nothing.
+ */
+#ifdef SHMPOOL_CRASHPOINTS
+void shmpool__crash_point(unsigned n, int line);
+#define CP() shmpool__crash_point(__COUNTER__, __LINE__)
+#else
+#define CP() ((void)0)
+#endif
 
 /* Lock bytes, far beyond any file size (locks need no file data). */
 #define LOCK_BASE ((off_t)1 << 52)
@@ -291,6 +306,7 @@ static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val,
 static void wake(struct shmpool *p, int n)
 {
 	atomic_fetch_add_explicit(&p->sh->wake_seq, 1, SC);
+	CP();
 	futex(&p->sh->wake_seq, FUTEX_WAKE, (uint32_t)n, NULL, 0);
 }
 
@@ -546,16 +562,17 @@ static int init_file(int fd, enum shmpool_variant v, const struct layout *l,
 	unsigned char *m;
 	struct pool_hdr *h;
 	struct pool_user *users;
-	_Atomic uint64_t *bitmap;
 
 	/* An INIT magic first: a crash from here on leaves a file that the
 	 * next opener recognises as ours and initialises again. */
 	if (pwrite(fd, &init, sizeof(init), 0) != sizeof(init))
 		return fail(errno ? errno : EIO, "writing pool header: %s",
 			    strerror(errno ? errno : EIO));
+	CP();
 	if (ftruncate(fd, (off_t)l->total) < 0)
 		return fail(errno, "sizing pool file to %llu bytes: %s",
 			    (unsigned long long)l->total, strerror(errno));
+	CP();
 	m = mmap(NULL, l->total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED)
 		return fail(errno, "mmap: %s", strerror(errno));
@@ -565,15 +582,18 @@ static int init_file(int fd, enum shmpool_variant v, const struct layout *l,
 	}
 	/* A re-initialised file may hold anything: clear all of it. */
 	memset(m + sizeof(uint64_t), 0, l->total - sizeof(uint64_t));
+	CP();
 	h = (struct pool_hdr *)m;
 	fill_hdr(h, v, l);
+	CP();
 	users = (struct pool_user *)(m + l->off_users);
 	for (uint32_t i = 0; i < l->max_users; i++)
 		atomic_store_explicit(&users[i].hint,
 				      initial_hint(i, l->capacity), RLX);
-	bitmap = (_Atomic uint64_t *)(m + l->off_bitmap);
-	(void)bitmap; /* all zero: every slot free */
+	CP();
+	/* the bitmap and owners are all zero: every slot free */
 	atomic_store_explicit(&h->magic, SHMPOOL_MAGIC_READY, REL);
+	CP();
 	munmap(m, l->total);
 	if (seal && fcntl(fd, F_ADD_SEALS,
 			  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
@@ -1026,11 +1046,18 @@ static int take_user(struct shmpool *p, uint32_t *uid)
 		/* The record is ours: counters carry on from its previous
 		 * users, so sums over all records stay right. */
 		atomic_store_explicit(&u->pend_op, OP_NONE, RLX);
+		CP();
 		atomic_store_explicit(&u->hint, initial_hint(i, p->capacity),
 				      RLX);
+		CP();
 		atomic_store_explicit(&u->pid, (int32_t)getpid(), RLX);
-		atomic_store_explicit(&u->state, USER_USED, REL);
+		CP();
+		/* the high-water mark first: recovery must see the record
+		 * once it is in use, even if we die right after */
 		hwm_raise(p, i + 1);
+		CP();
+		atomic_store_explicit(&u->state, USER_USED, REL);
+		CP();
 		p->hu[p->nhu].uid = i;
 		p->hu[p->nhu].active = 1;
 		p->hu[p->nhu].thread = self;
@@ -1130,16 +1157,24 @@ static int64_t claim_one(struct shmpool *p, struct tls_ent *t)
 			atomic_store_explicit(&u->pend_op,
 					      PEND1(OP_ALLOC1, w, b, snap),
 					      REL);
+			CP();
 			if (!atomic_compare_exchange_weak_explicit(
 				    &p->bitmap[w], &v, v | bit, SC, SC))
 				continue;
+			CP();
 			idx = w * SLOTS_PER_WORD + b;
 			atomic_store_explicit(&p->owner[idx], t->uid + 1, RLX);
+			CP();
 			zero_slot(p, idx);
+			CP();
 			atomic_store_explicit(&u->nalloc, snap + 1, RLX);
+			CP();
 			atomic_store_explicit(&u->pend_op, OP_NONE, REL);
-			if (unlikely(w != w0))
+			CP();
+			if (unlikely(w != w0)) {
 				atomic_store_explicit(&u->hint, idx, RLX);
+				CP();
+			}
 			return (int64_t)idx;
 		}
 		hb = 0;
@@ -1147,6 +1182,7 @@ static int64_t claim_one(struct shmpool *p, struct tls_ent *t)
 			w = 0;
 	}
 	atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+	CP();
 	return -1;
 }
 
@@ -1175,14 +1211,19 @@ static uint64_t claim_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
 		if (!take) {
 			/* a failed CAS may have left a pending record */
 			atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+			CP();
 			return 0;
 		}
 		atomic_store_explicit(&u->pend_mask, take, RLX);
+		CP();
 		atomic_store_explicit(&u->pend_snap, snap, RLX);
+		CP();
 		atomic_store_explicit(&u->pend_op, PEND(OP_ALLOC, w, 0), REL);
+		CP();
 		if (!atomic_compare_exchange_weak_explicit(
 			    &p->bitmap[w], &v, v | take, SC, SC))
 			continue;
+		CP();
 		m = take;
 		for (uint64_t i = 0; m; i++) {
 			uint64_t idx = w * SLOTS_PER_WORD +
@@ -1190,11 +1231,15 @@ static uint64_t claim_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
 
 			m &= m - 1;
 			atomic_store_explicit(&p->owner[idx], t->uid + 1, RLX);
+			CP();
 			zero_slot(p, idx);
+			CP();
 			out[i] = idx;
 		}
 		atomic_store_explicit(&u->nalloc, snap + k, RLX);
+		CP();
 		atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+		CP();
 		return k;
 	}
 }
@@ -1215,10 +1260,13 @@ static uint64_t release_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
 	uint64_t m = mask, old, n;
 
 	atomic_store_explicit(&u->pend_mask, mask, RLX);
+	CP();
 	atomic_store_explicit(&u->pend_snap, snap, RLX);
+	CP();
 	atomic_store_explicit(&u->pend_op,
 			      PEND(undo ? OP_UNALLOC : OP_FREE, w, t->uid + 1),
 			      REL);
+	CP();
 	while (m) {
 		uint64_t idx = w * SLOTS_PER_WORD +
 			       (uint64_t)__builtin_ctzll(m);
@@ -1227,13 +1275,17 @@ static uint64_t release_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
 		/* Owner cleared before the bit: a new claimer's owner store
 		 * can never be overwritten by this free. */
 		atomic_store_explicit(&p->owner[idx], 0, REL);
+		CP();
 	}
 	old = atomic_fetch_and_explicit(&p->bitmap[w], ~mask, SC);
+	CP();
 	/* one bit (the common case) needs no popcount libcall */
 	n = mask & (mask - 1) ? (uint64_t)__builtin_popcountll(old & mask)
 			      : !!(old & mask);
 	atomic_store_explicit(cnt, undo ? snap - n : snap + n, RLX);
+	CP();
 	atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+	CP();
 	return n;
 }
 
@@ -1256,10 +1308,15 @@ static inline int release_one(struct shmpool *p, struct tls_ent *t,
 	atomic_store_explicit(&u->pend_op,
 			      PEND1(OP_FREE1, w, idx % SLOTS_PER_WORD, snap),
 			      REL);
+	CP();
 	atomic_store_explicit(&p->owner[idx], 0, REL);
+	CP();
 	was = (atomic_fetch_and_explicit(&p->bitmap[w], ~m, SC) & m) != 0;
+	CP();
 	atomic_store_explicit(&u->nfree, snap + (uint64_t)was, RLX);
+	CP();
 	atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+	CP();
 	return was;
 }
 
@@ -1286,6 +1343,7 @@ static int own_slot(struct shmpool *p, struct tls_ent *t, uint64_t idx)
 			    &p->owner[idx], &o, t->uid + 1, SC, ACQ))
 			break;
 	}
+	CP();
 	/* Re-check the bit: an owner taken from a slot freed meanwhile (only
 	 * a corrupt pool can show one) is not an allocation. */
 	v = atomic_load_explicit(&p->bitmap[word_of(idx)], ACQ);
@@ -1360,7 +1418,9 @@ static int64_t wait_for(struct shmpool *p, struct tls_ent *t, double timeout,
 		deadline_after(&dl, timeout);
 	atomic_store_explicit(&u->nwait,
 			      atomic_load_explicit(&u->nwait, RLX) + 1, RLX);
+	CP();
 	atomic_fetch_or_explicit(ww, wbit, SC);
+	CP();
 	for (;;) {
 		uint32_t seq = atomic_load_explicit(&p->sh->wake_seq, SC);
 
@@ -1374,16 +1434,19 @@ static int64_t wait_for(struct shmpool *p, struct tls_ent *t, double timeout,
 			if (r >= 0 || errno != EAGAIN)
 				break;
 			atomic_fetch_and_explicit(ww, ~wbit, SC);
+			CP();
 			atomic_store_explicit(
 				&u->ntimeout,
 				atomic_load_explicit(&u->ntimeout, RLX) + 1,
 				RLX);
+			CP();
 			pass_on(p);
 			return fail(ETIMEDOUT, "no slot freed within %g s",
 				    timeout);
 		}
 	}
 	atomic_fetch_and_explicit(ww, ~wbit, SC);
+	CP();
 	pass_on(p);
 	return r;
 }
@@ -1450,6 +1513,7 @@ static int64_t try_n(struct shmpool *p, struct tls_ent *t, void *arg)
 	}
 	if (got == r->n) {
 		atomic_store_explicit(&t->u->hint, r->out[got - 1] + 1, RLX);
+		CP();
 		return (int64_t)got;
 	}
 	/* Raced with other allocators: hand the partial set back (sorted by
@@ -1528,6 +1592,7 @@ SHMPOOL_API int shmpool_free(shmpool_t *p, uint64_t idx)
 		return fail(ENOENT, "slot %llu was freed concurrently",
 			    (unsigned long long)idx);
 	atomic_store_explicit(&t->u->hint, idx, RLX);
+	CP();
 	wake_if_waiters(p, 1);
 	return 0;
 }
@@ -1659,12 +1724,14 @@ static int is_dead(const struct rctx *c, uint32_t uid)
 static void lock_word(struct rctx *c, uint64_t w)
 {
 	atomic_fetch_or_explicit(&c->p->bitmap[w], WORD_LOCK, SC);
+	CP();
 	c->locked_any = 1;
 }
 
 static void unlock_word(struct rctx *c, uint64_t w)
 {
 	atomic_fetch_and_explicit(&c->p->bitmap[w], ~WORD_LOCK, SC);
+	CP();
 }
 
 /*
@@ -1751,7 +1818,9 @@ static int resolve_pending(struct rctx *c, uint32_t d)
 				continue;
 			}
 			atomic_store_explicit(&p->owner[idx], 0, REL);
+			CP();
 			atomic_fetch_and_explicit(&p->bitmap[w], ~b, SC);
+			CP();
 			c->freed++;
 			continue;
 		}
@@ -1766,6 +1835,7 @@ static int resolve_pending(struct rctx *c, uint32_t d)
 				continue;
 			}
 			atomic_fetch_and_explicit(&p->bitmap[w], ~b, SC);
+			CP();
 			c->freed++;
 		}
 		counted++;
@@ -1779,7 +1849,9 @@ static int resolve_pending(struct rctx *c, uint32_t d)
 		atomic_store_explicit(&u->nalloc, snap - counted, RLX);
 	else
 		atomic_store_explicit(&u->nfree, snap + counted, RLX);
+	CP();
 	atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+	CP();
 	return 1;
 }
 
@@ -1802,18 +1874,25 @@ static void sweep_word(struct rctx *c, uint64_t w)
 			continue;
 		snap = atomic_load_explicit(&me_u->nfree, RLX);
 		atomic_store_explicit(&me_u->pend_mask, b, RLX);
+		CP();
 		atomic_store_explicit(&me_u->pend_snap, snap, RLX);
+		CP();
 		atomic_store_explicit(&me_u->pend_op, PEND(OP_RFREE, w, o),
 				      REL);
+		CP();
 		/* CAS: a live consumer adopting the slot wins or loses as a
 		 * whole; never both of us free it. */
 		if (atomic_compare_exchange_strong_explicit(
 			    &p->owner[idx], &o, 0, SC, RLX)) {
+			CP();
 			atomic_fetch_and_explicit(&p->bitmap[w], ~b, SC);
+			CP();
 			atomic_store_explicit(&me_u->nfree, snap + 1, RLX);
+			CP();
 			c->freed++;
 		}
 		atomic_store_explicit(&me_u->pend_op, OP_NONE, REL);
+		CP();
 	}
 }
 
@@ -1905,8 +1984,10 @@ SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p)
 		if (settled[i]) {
 			atomic_fetch_and_explicit(&p->waitmask[i / 64],
 						  ~(1ull << (i % 64)), SC);
+			CP();
 			atomic_store_explicit(&p->users[i].state, USER_FREE,
 					      REL);
+			CP();
 		}
 		unlock_byte(p->lfd, LOCK_USERS + i);
 	}
@@ -1916,8 +1997,10 @@ SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p)
 				      atomic_load_explicit(&t->u->nrecov, RLX) +
 					      c.freed,
 				      RLX);
-	/* Slots came back, or waiters may have skipped a locked word. */
-	if (c.freed || c.locked_any)
+	/* Slots came back, waiters may have skipped a locked word, or a dead
+	 * process may have died between freeing a slot and its FUTEX_WAKE:
+	 * wake everyone to look again. */
+	if (c.freed || c.locked_any || ndead)
 		wake_if_waiters(p, INT_MAX);
 	free(c.dead);
 	free(settled);
@@ -1949,16 +2032,20 @@ SHMPOOL_API int shmpool_reset(shmpool_t *p)
 		uint64_t v = atomic_load_explicit(&p->bitmap[w], ACQ);
 		uint64_t held = v & valid_bits(p, w);
 
-		if (v & WORD_LOCK)
+		if (v & WORD_LOCK) {
 			atomic_fetch_and_explicit(&p->bitmap[w], ~WORD_LOCK, SC);
+			CP();
+		}
 		if (!held)
 			continue;
 		/* take every slot of the word, then free it like its owner */
-		for (uint64_t m = held; m; m &= m - 1)
+		for (uint64_t m = held; m; m &= m - 1) {
 			atomic_store_explicit(
 				&p->owner[w * SLOTS_PER_WORD +
 					  (uint64_t)__builtin_ctzll(m)],
 				t->uid + 1, RLX);
+			CP();
+		}
 		release_word(p, t, w, held, 0);
 	}
 	wake_if_waiters(p, INT_MAX);
@@ -2679,3 +2766,38 @@ SHMPOOL_API int shmpool_close(shmpool_t *p)
 	free(p);
 	return 0;
 }
+
+#ifdef SHMPOOL_CRASHPOINTS
+/*
+ * Test build only (tests/test_crash.c): die at crash point @n, or at the
+ * @hits-th crash point passed from now on; report each point reached
+ * (with its source line) to an optional callback.
+ */
+static int crash_at = -1;
+static long crash_hits = -1;
+static void (*crash_seen)(unsigned n, int line);
+
+void shmpool__crash_arm(int n, long hits, void (*seen)(unsigned, int));
+unsigned shmpool__crash_points(void);
+
+void shmpool__crash_arm(int n, long hits, void (*seen)(unsigned, int))
+{
+	crash_at = n;
+	crash_hits = hits;
+	crash_seen = seen;
+}
+
+void shmpool__crash_point(unsigned n, int line)
+{
+	if (crash_seen)
+		crash_seen(n, line);
+	if ((int)n == crash_at || (crash_hits > 0 && --crash_hits == 0))
+		kill(getpid(), SIGKILL);
+}
+
+/* Every CP() above took one value of __COUNTER__. */
+unsigned shmpool__crash_points(void)
+{
+	return __COUNTER__;
+}
+#endif
