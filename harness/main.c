@@ -8,12 +8,14 @@
  * costs nothing.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,6 +107,9 @@ static void usage(FILE *f)
 "  --repeat N       override every section's repeat\n"
 "  --seed N         override every section's seed\n"
 "  -q, --quiet      no summary table and no progress line\n"
+"  --no-plot        do not plot the CSV at the end (by default\n"
+"                   scripts/plot writes PNG and SVG to <csv>-plots/ when\n"
+"                   gnuplot is installed)\n"
 "  --doc            print doc/scenario-format.md (generated)\n"
 "  --csv-doc        print doc/csv-schema.md (generated)\n"
 "  -h, --help       this text\n"
@@ -398,6 +403,79 @@ static void on_signal(int sig)
 	stress_interrupted = 1;
 }
 
+/* Is @name an executable file in $PATH? */
+static bool in_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	char buf[4096];
+	if (path == NULL)
+		return false;
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, ":");
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n,
+			 n ? p : ".", name);
+		if (access(buf, X_OK) == 0)
+			return true;
+		p += n;
+		p += *p == ':';
+	}
+	return false;
+}
+
+/*
+ * Plot @csv into <csv without .csv>-plots/ with scripts/plot (Python and
+ * gnuplot).  Plotting is a convenience: when gnuplot or the script is
+ * missing, or it fails, say so and leave the exit status to the runs.
+ */
+static void plot_csv(const char *csv, bool quiet)
+{
+	static const char plot_rel[] = "scripts/plot";
+	char script[4096], dir[4096];
+	if (!in_path("gnuplot")) {
+		if (!quiet)
+			printf("# plots: skipped, gnuplot not found "
+			       "(apt-get install gnuplot-nox; or --no-plot)\n");
+		return;
+	}
+	snprintf(script, sizeof(script), "%s/%s", STRESS_SRCDIR, plot_rel);
+	if (access(script, X_OK) != 0)
+		snprintf(script, sizeof(script), "%s", plot_rel);
+	if (access(script, X_OK) != 0) {
+		if (!quiet)
+			printf("# plots: skipped, %s not found\n", plot_rel);
+		return;
+	}
+	size_t n = strlen(csv);
+	if (n > 4 && strcmp(csv + n - 4, ".csv") == 0)
+		n -= 4;
+	snprintf(dir, sizeof(dir), "%.*s-plots", (int)n, csv);
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "stress: warning: cannot plot: fork: %s\n",
+			strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		execl(script, script, "-q", "-o", dir, csv, (char *)NULL);
+		fprintf(stderr, "stress: %s: %s\n", script, strerror(errno));
+		_exit(127);
+	}
+	int ws;
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
+		if (!quiet)
+			printf("# plots: %s/\n", dir);
+	} else {
+		fprintf(stderr, "stress: warning: %s %s failed (%s %d); the "
+			"CSV is complete\n", plot_rel, csv,
+			WIFEXITED(ws) ? "exit" : "signal",
+			WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
+	}
+}
+
 static const char *default_scenario(void)
 {
 	static char path[4096];
@@ -411,10 +489,10 @@ static const char *default_scenario(void)
 int main(int argc, char **argv)
 {
 	enum { O_CHECK = 256, O_LIST, O_DURATION, O_REPEAT, O_SEED, O_DOC,
-	       O_CSVDOC };
+	       O_CSVDOC, O_NOPLOT };
 	struct overrides ov = { NULL, NULL, NULL };
 	const char *out = NULL;
-	bool check = false, quiet = false;
+	bool check = false, quiet = false, no_plot = false;
 
 	static const struct option lopts[] = {
 		{ "check", no_argument, NULL, O_CHECK },
@@ -426,6 +504,7 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "doc", no_argument, NULL, O_DOC },
 		{ "csv-doc", no_argument, NULL, O_CSVDOC },
+		{ "no-plot", no_argument, NULL, O_NOPLOT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -440,6 +519,7 @@ int main(int argc, char **argv)
 		case O_REPEAT: ov.repeat = optarg; break;
 		case O_SEED: ov.seed = optarg; break;
 		case 'q': quiet = true; break;
+		case O_NOPLOT: no_plot = true; break;
 		case O_DOC: doc(stdout); return 0;
 		case O_CSVDOC: csv_doc(stdout); return 0;
 		case 'h': usage(stdout); return 0;
@@ -504,6 +584,10 @@ int main(int argc, char **argv)
 
 	int status = 0;
 	struct csv csv = { 0 };
+	/* The CSVs written and whether each has an ok row, for plotting. */
+	char **written = calloc((size_t)nfiles, sizeof(*written));
+	bool *plottable = calloc((size_t)nfiles, sizeof(*plottable));
+	int nwritten = 0;
 	for (int k = 0; k < nfiles && !stress_interrupted; k++) {
 		if (csv.f == NULL && csv_open(&csv, out, sc[k].name) != 0)
 			return EXIT_ENV;
@@ -556,6 +640,8 @@ int main(int argc, char **argv)
 					(unsigned)rep, &res);
 				if (res.failed)
 					status = EXIT_RUN_FAILED;
+				else
+					plottable[nwritten] = true;
 				total_s -= point_seconds(pt);
 				done++;
 				if (!quiet) {
@@ -577,14 +663,29 @@ int main(int argc, char **argv)
 		if (out == NULL || k == nfiles - 1) {
 			if (!quiet)
 				printf("# results: %s\n", csv.path);
+			written[nwritten++] = strdup(csv.path);
 			csv_close(&csv);
 		}
 	}
-	if (csv.f)
+	if (csv.f) {
+		written[nwritten++] = strdup(csv.path);
 		csv_close(&csv);
+	}
 	if (stress_interrupted) {
 		fprintf(stderr, "stress: interrupted\n");
 		return EXIT_RUN_FAILED;
 	}
+	for (int k = 0; k < nwritten && !no_plot; k++) {
+		if (written[k] == NULL)
+			continue;
+		if (plottable[k])
+			plot_csv(written[k], quiet);
+		else if (!quiet)
+			printf("# plots: none for %s, no run succeeded\n",
+			       written[k]);
+		free(written[k]);
+	}
+	free(written);
+	free(plottable);
 	return status;
 }

@@ -1,0 +1,21 @@
+# lines.gp - a figure against the number of workers, one line per series,
+# each point the median over repetitions with a min-max bar.
+#
+# Variables (set by scripts/plot): plotdir, fmt, outfile, datafile (blocks
+# separated by two blank lines, one per series, rows "workers median min
+# max"), nseries, titles (one quoted title per series), ttl, ylabel,
+# logy (1 = log scale), xmin, xmax (worker range).
+reset
+load plotdir.'/common.gp'
+set title ttl
+set xlabel 'workers (processes)'
+set ylabel ylabel
+set grid ytics lc rgb '#dddddd'
+set key below height 1
+set xrange [xmin - 0.5 : xmax + 0.5]
+if (xmax - xmin <= 16) { set xtics 1 }
+if (logy) { set logscale y } else { set yrange [0:*] }
+set bars 2
+plot for [i=0:nseries-1] datafile index i using 1:2:3:4 \
+	with yerrorlines lw 2 pt 7 ps 0.8 title word(titles, i + 1)
+unset output
