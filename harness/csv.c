@@ -19,6 +19,7 @@
 #include <numa.h>
 
 #include "csv.h"
+#include "gitrev.h"
 #include "shmpool.h"
 #include "workload.h"
 
@@ -30,7 +31,9 @@
 	X(ncpus, "CPUs online.")                                              \
 	X(numa_nodes, "NUMA nodes configured.")                               \
 	X(kernel, "Kernel release (uname -r).")                               \
-	X(version, "shmpool library version the harness ran against.")       \
+	X(version, "shmpool version the harness ran against, and the git "    \
+		   "revision it was built from (`0.1.0+g1a2b3c4`, "          \
+		   "`-dirty` when the tree had changes).")                    \
 	X(compiler, "Compiler that built the harness.")                       \
 	X(scenario, "Scenario file name without .ini.")                       \
 	X(section, "Section of the scenario (the experiment).")              \
@@ -119,7 +122,8 @@ void hostinfo_init(struct hostinfo *h)
 		snprintf(h->kernel, sizeof(h->kernel), "%s", u.release);
 	h->ncpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	h->numa_nodes = numa_available() < 0 ? 1 : numa_num_configured_nodes();
-	snprintf(h->version, sizeof(h->version), "%s", shmpool_version());
+	snprintf(h->version, sizeof(h->version), "%s+g%s", shmpool_version(),
+		 STRESS_GIT_REV);
 #ifdef __VERSION__
 	snprintf(h->compiler, sizeof(h->compiler), "%s", __VERSION__);
 #endif
