@@ -25,6 +25,8 @@
  */
 #define SLOTS_PER_WORD 63u
 #define WORD_LOCK (1ull << 63)
+/* Up to this many bitmap words, each word gets a cache line of its own. */
+#define BITMAP_SPREAD_WORDS 64u
 
 /* User (attachment record) states. */
 #define USER_FREE 0u
@@ -135,6 +137,7 @@ struct shmpool {
 	uint64_t max_len;
 	uint32_t max_users;
 	uint32_t nwords;
+	uint32_t bshift; /* bitmap word w is bitmap[w << bshift] */
 	uint32_t nwaitwords;
 	size_t map_size;
 	unsigned char *base;

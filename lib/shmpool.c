@@ -258,6 +258,9 @@ static inline uint64_t bit_of(uint64_t idx)
 	return 1ull << (idx % SLOTS_PER_WORD);
 }
 
+/* Bitmap word @w: one per cache line in small pools (see bshift). */
+#define BM(p, w) (&(p)->bitmap[(uint64_t)(w) << (p)->bshift])
+
 static inline uint64_t valid_bits(const struct shmpool *p, uint64_t w)
 {
 	return w + 1 == p->nwords ? p->last_valid : ~WORD_LOCK;
@@ -310,10 +313,20 @@ static void wake(struct shmpool *p, int n)
 	futex(&p->sh->wake_seq, FUTEX_WAKE, (uint32_t)n, NULL, 0);
 }
 
-/* Called after a slot bit was cleared by a seq_cst RMW. */
+/*
+ * Called after a slot bit was cleared by a seq_cst RMW.  Only the mask
+ * words of users ever taken can hold a bit: a waiter's index is below the
+ * high-water mark, raised (seq_cst) before its record was first used, so
+ * the seq_cst load here sees it whenever it could see the waiter's bit.
+ * In the common case of a few users that is one word, not max_users/64.
+ */
 static inline int have_waiters(const struct shmpool *p)
 {
-	for (uint32_t i = 0; i < p->nwaitwords; i++)
+	uint32_t n = (atomic_load_explicit(&p->sh->user_hwm, SC) + 63) / 64;
+
+	if (n > p->nwaitwords)
+		n = p->nwaitwords;
+	for (uint32_t i = 0; i < n; i++)
 		if (atomic_load_explicit(&p->waitmask[i], SC))
 			return 1;
 	return 0;
@@ -343,9 +356,17 @@ static uint64_t hdr_checksum(const struct pool_hdr *h)
 	return fnv1a(b + from, offsetof(struct pool_hdr, checksum) - from);
 }
 
-/* Spread users' first slots over the pool: bit-reversed user index. */
+/*
+ * Spread users' first slots over the pool by bit-reversed user index:
+ * users 0, 1, 2, 3 start at 0, 1/2, 1/4, 3/4 of the bitmap words (of the
+ * slots when there is one word), so concurrent users claim in different
+ * words, whose lines they then keep to themselves.
+ */
 static uint64_t initial_hint(uint32_t uid, uint64_t capacity)
 {
+	uint64_t nwords = (capacity + SLOTS_PER_WORD - 1) / SLOTS_PER_WORD;
+	uint64_t frac;
+
 	uint32_t r = uid;
 
 	r = ((r >> 1) & 0x55555555u) | ((r & 0x55555555u) << 1);
@@ -353,7 +374,10 @@ static uint64_t initial_hint(uint32_t uid, uint64_t capacity)
 	r = ((r >> 4) & 0x0F0F0F0Fu) | ((r & 0x0F0F0F0Fu) << 4);
 	r = ((r >> 8) & 0x00FF00FFu) | ((r & 0x00FF00FFu) << 8);
 	r = (r >> 16) | (r << 16);
-	return (uint64_t)(((unsigned __int128)r * capacity) >> 32);
+	if (nwords == 1)
+		return (uint64_t)(((unsigned __int128)r * capacity) >> 32);
+	frac = (uint64_t)(((unsigned __int128)r * nwords) >> 32);
+	return frac * SLOTS_PER_WORD;
 }
 
 /* ------------------------------------------------------------------ */
@@ -362,7 +386,7 @@ static uint64_t initial_hint(uint32_t uid, uint64_t capacity)
 
 struct layout {
 	uint64_t capacity, stride, max_len;
-	uint32_t max_users, nwords;
+	uint32_t max_users, nwords, bshift;
 	uint64_t off_waitmask, off_users, off_bitmap, off_owner, off_data,
 		total;
 };
@@ -432,7 +456,13 @@ static int compute_layout(struct layout *l, enum shmpool_variant v,
 		goto overflow;
 	l->off_bitmap = (off + SHMPOOL_CACHELINE - 1) &
 			~(uint64_t)(SHMPOOL_CACHELINE - 1);
-	if (align_add(&off, (uint64_t)l->nwords * 8, SHMPOOL_CACHELINE))
+	/* Small pools give each bitmap word a line of its own: users start
+	 * on different words (initial_hint), and two processes churning
+	 * their own words then never pass a line back and forth.  Large
+	 * pools pack 8 words a line; their users start far apart anyway. */
+	l->bshift = l->nwords <= BITMAP_SPREAD_WORDS ? 3 : 0;
+	if (align_add(&off, ((uint64_t)l->nwords << l->bshift) * 8,
+		      SHMPOOL_CACHELINE))
 		goto overflow;
 	l->off_owner = (off + SHMPOOL_CACHELINE - 1) &
 		       ~(uint64_t)(SHMPOOL_CACHELINE - 1);
@@ -743,6 +773,7 @@ static struct shmpool *map_pool(int fd, int lfd, const struct layout *l,
 	p->max_len = l->max_len;
 	p->max_users = l->max_users;
 	p->nwords = l->nwords;
+	p->bshift = l->bshift;
 	p->nwaitwords = l->max_users / 64;
 	p->map_size = l->total;
 	p->base = m;
@@ -1140,7 +1171,7 @@ static int64_t claim_one(struct shmpool *p, struct tls_ent *t)
 	hb = hint % SLOTS_PER_WORD;
 	w = w0;
 	for (uint64_t n = 0; n < p->nwords; n++) {
-		uint64_t v = atomic_load_explicit(&p->bitmap[w], SC);
+		uint64_t v = atomic_load_explicit(BM(p, w), SC);
 
 		for (;;) {
 			uint64_t fr, m, bit, idx;
@@ -1159,7 +1190,7 @@ static int64_t claim_one(struct shmpool *p, struct tls_ent *t)
 					      REL);
 			CP();
 			if (!atomic_compare_exchange_weak_explicit(
-				    &p->bitmap[w], &v, v | bit, SC, SC))
+				    BM(p, w), &v, v | bit, SC, SC))
 				continue;
 			CP();
 			idx = w * SLOTS_PER_WORD + b;
@@ -1194,7 +1225,7 @@ static uint64_t claim_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
 			   uint64_t need, uint64_t *out)
 {
 	struct pool_user *u = t->u;
-	uint64_t v = atomic_load_explicit(&p->bitmap[w], SC);
+	uint64_t v = atomic_load_explicit(BM(p, w), SC);
 	uint64_t snap = atomic_load_explicit(&u->nalloc, RLX);
 
 	for (;;) {
@@ -1221,7 +1252,7 @@ static uint64_t claim_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
 		atomic_store_explicit(&u->pend_op, PEND(OP_ALLOC, w, 0), REL);
 		CP();
 		if (!atomic_compare_exchange_weak_explicit(
-			    &p->bitmap[w], &v, v | take, SC, SC))
+			    BM(p, w), &v, v | take, SC, SC))
 			continue;
 		CP();
 		m = take;
@@ -1277,7 +1308,7 @@ static uint64_t release_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
 		atomic_store_explicit(&p->owner[idx], 0, REL);
 		CP();
 	}
-	old = atomic_fetch_and_explicit(&p->bitmap[w], ~mask, SC);
+	old = atomic_fetch_and_explicit(BM(p, w), ~mask, SC);
 	CP();
 	/* one bit (the common case) needs no popcount libcall */
 	n = mask & (mask - 1) ? (uint64_t)__builtin_popcountll(old & mask)
@@ -1311,7 +1342,7 @@ static inline int release_one(struct shmpool *p, struct tls_ent *t,
 	CP();
 	atomic_store_explicit(&p->owner[idx], 0, REL);
 	CP();
-	was = (atomic_fetch_and_explicit(&p->bitmap[w], ~m, SC) & m) != 0;
+	was = (atomic_fetch_and_explicit(BM(p, w), ~m, SC) & m) != 0;
 	CP();
 	atomic_store_explicit(&u->nfree, snap + (uint64_t)was, RLX);
 	CP();
@@ -1326,7 +1357,7 @@ static inline int release_one(struct shmpool *p, struct tls_ent *t,
  */
 static int own_slot(struct shmpool *p, struct tls_ent *t, uint64_t idx)
 {
-	uint64_t v = atomic_load_explicit(&p->bitmap[word_of(idx)], ACQ);
+	uint64_t v = atomic_load_explicit(BM(p, word_of(idx)), ACQ);
 	uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
 
 	if (!(v & bit_of(idx)))
@@ -1346,7 +1377,7 @@ static int own_slot(struct shmpool *p, struct tls_ent *t, uint64_t idx)
 	CP();
 	/* Re-check the bit: an owner taken from a slot freed meanwhile (only
 	 * a corrupt pool can show one) is not an allocation. */
-	v = atomic_load_explicit(&p->bitmap[word_of(idx)], ACQ);
+	v = atomic_load_explicit(BM(p, word_of(idx)), ACQ);
 	if (!(v & bit_of(idx)))
 		return fail(ENOENT, "slot %llu is not allocated",
 			    (unsigned long long)idx);
@@ -1376,7 +1407,7 @@ static void deadline_after(struct timespec *ts, double timeout)
 static int any_claimable(const struct shmpool *p)
 {
 	for (uint64_t w = 0; w < p->nwords; w++) {
-		uint64_t v = atomic_load_explicit(&p->bitmap[w], SC);
+		uint64_t v = atomic_load_explicit(BM(p, w), SC);
 
 		if (!(v & WORD_LOCK) && (~v & valid_bits(p, w)))
 			return 1;
@@ -1486,7 +1517,7 @@ static uint64_t count_claimable(const struct shmpool *p, uint64_t enough)
 	uint64_t c = 0;
 
 	for (uint64_t w = 0; w < p->nwords && c < enough; w++) {
-		uint64_t v = atomic_load_explicit(&p->bitmap[w], SC);
+		uint64_t v = atomic_load_explicit(BM(p, w), SC);
 
 		if (!(v & WORD_LOCK))
 			c += (uint64_t)__builtin_popcountll(~v &
@@ -1664,7 +1695,7 @@ SHMPOOL_API int64_t shmpool_allocated_slots(shmpool_t *p, uint64_t *out,
 	if (!out && max)
 		return fail(EINVAL, "allocated_slots: output is NULL");
 	for (uint64_t w = 0; w < p->nwords; w++) {
-		uint64_t v = atomic_load_explicit(&p->bitmap[w], ACQ) &
+		uint64_t v = atomic_load_explicit(BM(p, w), ACQ) &
 			     valid_bits(p, w);
 
 		while (v) {
@@ -1687,7 +1718,7 @@ SHMPOOL_API int64_t shmpool_each_allocated(shmpool_t *p, shmpool_each_fn fn,
 	if (!fn)
 		return fail(EINVAL, "each_allocated: callback is NULL");
 	for (uint64_t w = 0; w < p->nwords; w++) {
-		uint64_t v = atomic_load_explicit(&p->bitmap[w], ACQ) &
+		uint64_t v = atomic_load_explicit(BM(p, w), ACQ) &
 			     valid_bits(p, w);
 
 		while (v) {
@@ -1723,14 +1754,14 @@ static int is_dead(const struct rctx *c, uint32_t uid)
 
 static void lock_word(struct rctx *c, uint64_t w)
 {
-	atomic_fetch_or_explicit(&c->p->bitmap[w], WORD_LOCK, SC);
+	atomic_fetch_or_explicit(BM(c->p, w), WORD_LOCK, SC);
 	CP();
 	c->locked_any = 1;
 }
 
 static void unlock_word(struct rctx *c, uint64_t w)
 {
-	atomic_fetch_and_explicit(&c->p->bitmap[w], ~WORD_LOCK, SC);
+	atomic_fetch_and_explicit(BM(c->p, w), ~WORD_LOCK, SC);
 	CP();
 }
 
@@ -1806,7 +1837,7 @@ static int resolve_pending(struct rctx *c, uint32_t d)
 		uint64_t b = m & -m;
 		uint64_t idx = w * SLOTS_PER_WORD + (uint64_t)__builtin_ctzll(b);
 		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
-		uint64_t v = atomic_load_explicit(&p->bitmap[w], SC);
+		uint64_t v = atomic_load_explicit(BM(p, w), SC);
 
 		if (kind == OP_ALLOC) {
 			/* Undo the claim if it landed: the slot goes back
@@ -1819,7 +1850,7 @@ static int resolve_pending(struct rctx *c, uint32_t d)
 			}
 			atomic_store_explicit(&p->owner[idx], 0, REL);
 			CP();
-			atomic_fetch_and_explicit(&p->bitmap[w], ~b, SC);
+			atomic_fetch_and_explicit(BM(p, w), ~b, SC);
 			CP();
 			c->freed++;
 			continue;
@@ -1834,7 +1865,7 @@ static int resolve_pending(struct rctx *c, uint32_t d)
 				settled = 0;
 				continue;
 			}
-			atomic_fetch_and_explicit(&p->bitmap[w], ~b, SC);
+			atomic_fetch_and_explicit(BM(p, w), ~b, SC);
 			CP();
 			c->freed++;
 		}
@@ -1870,7 +1901,7 @@ static void sweep_word(struct rctx *c, uint64_t w)
 		uint64_t b = bit_of(idx), snap;
 
 		if (!o || !is_dead(c, o - 1) ||
-		    !(atomic_load_explicit(&p->bitmap[w], SC) & b))
+		    !(atomic_load_explicit(BM(p, w), SC) & b))
 			continue;
 		snap = atomic_load_explicit(&me_u->nfree, RLX);
 		atomic_store_explicit(&me_u->pend_mask, b, RLX);
@@ -1885,7 +1916,7 @@ static void sweep_word(struct rctx *c, uint64_t w)
 		if (atomic_compare_exchange_strong_explicit(
 			    &p->owner[idx], &o, 0, SC, RLX)) {
 			CP();
-			atomic_fetch_and_explicit(&p->bitmap[w], ~b, SC);
+			atomic_fetch_and_explicit(BM(p, w), ~b, SC);
 			CP();
 			atomic_store_explicit(&me_u->nfree, snap + 1, RLX);
 			CP();
@@ -1970,7 +2001,7 @@ SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p)
 		if (is_dead(&c, i))
 			settled[i] = (uint8_t)resolve_pending(&c, i);
 	for (uint64_t w = 0; ndead && w < p->nwords; w++) {
-		uint64_t v = atomic_load_explicit(&p->bitmap[w], RLX);
+		uint64_t v = atomic_load_explicit(BM(p, w), RLX);
 
 		if (!word_needs_sweep(&c, w) && !(v & WORD_LOCK))
 			continue;
@@ -2029,11 +2060,11 @@ SHMPOOL_API int shmpool_reset(shmpool_t *p)
 			resolve_pending(&c, i);
 	free(c.dead);
 	for (uint64_t w = 0; w < p->nwords; w++) {
-		uint64_t v = atomic_load_explicit(&p->bitmap[w], ACQ);
+		uint64_t v = atomic_load_explicit(BM(p, w), ACQ);
 		uint64_t held = v & valid_bits(p, w);
 
 		if (v & WORD_LOCK) {
-			atomic_fetch_and_explicit(&p->bitmap[w], ~WORD_LOCK, SC);
+			atomic_fetch_and_explicit(BM(p, w), ~WORD_LOCK, SC);
 			CP();
 		}
 		if (!held)
@@ -2063,7 +2094,7 @@ static inline unsigned char *live_slot(struct shmpool *p, uint64_t idx)
 		return FAILP(EINVAL, "pool handle is NULL");
 	if (check_idx(p, idx) < 0)
 		return NULL;
-	if (unlikely(!(atomic_load_explicit(&p->bitmap[word_of(idx)], ACQ) &
+	if (unlikely(!(atomic_load_explicit(BM(p, word_of(idx)), ACQ) &
 		       bit_of(idx))))
 		return FAILP(ENOENT, "slot %llu is not allocated",
 			     (unsigned long long)idx);
@@ -2453,7 +2484,7 @@ SHMPOOL_API int shmpool_is_allocated(shmpool_t *p, uint64_t idx)
 	CHECK_P(p);
 	if (check_idx(p, idx) < 0)
 		return -1;
-	return !!(atomic_load_explicit(&p->bitmap[word_of(idx)], ACQ) &
+	return !!(atomic_load_explicit(BM(p, word_of(idx)), ACQ) &
 		  bit_of(idx));
 }
 
@@ -2709,7 +2740,7 @@ static int handle_holds_slots(const struct shmpool *p)
 		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
 
 		if (o && o <= p->max_users && handle_owns(p, o - 1) &&
-		    (atomic_load_explicit(&p->bitmap[word_of(idx)], ACQ) &
+		    (atomic_load_explicit(BM(p, word_of(idx)), ACQ) &
 		     bit_of(idx)))
 			return 1;
 	}

@@ -366,6 +366,18 @@ static void check_blocking(struct world *w)
 
 /* ---- one case --------------------------------------------------------- */
 
+/* The survivor frees its lowest-numbered slot. */
+static void give_back(struct world *w)
+{
+	int lo = 0;
+
+	for (int i = 1; i < w->nmine; i++)
+		if (w->mine[i] < w->mine[lo])
+			lo = i;
+	shmpool_free(w->p, w->mine[lo]);
+	w->mine[lo] = w->mine[--w->nmine];
+}
+
 /* Take the survivor's user record now, holding nothing. */
 static void attach(shmpool_t *p)
 {
@@ -408,13 +420,15 @@ static int run_case(enum state s, int k, int k2, int *ran)
 		w.users++;
 	}
 	if (s == FULL || s == WAKER || s == BATCH) {
-		int keep = s == FULL ? CAP : s == WAKER ? CAP - 1 : 65;
-
-		for (int i = 0; i < keep; i++) {
+		for (int i = 0; i < CAP; i++) {
 			w.mine[i] = (uint64_t)shmpool_alloc(w.p, 0);
 			shmpool_i64_set(w.p, w.mine[i], token(w.mine[i]));
 		}
-		w.nmine = keep;
+		w.nmine = CAP;
+		/* free room in word 0 only: the victim, whose first word is
+		 * word 1, must move on from a full word */
+		for (int i = 0; i < (s == WAKER ? 1 : s == BATCH ? 5 : 0); i++)
+			give_back(&w);
 	}
 	if (s == RECOVER) {
 		w.mine[0] = (uint64_t)shmpool_alloc(w.p, 0);
@@ -442,7 +456,7 @@ static int run_case(enum state s, int k, int k2, int *ran)
 		struct timespec d = { 0, 30000000 };
 
 		nanosleep(&d, NULL);
-		shmpool_free(w.p, w.mine[--w.nmine]);
+		give_back(&w);
 	}
 	if (s == WAKER) {
 		struct timespec d = { 0, 15000000 };
