@@ -40,7 +40,7 @@
 	X(workload, "Workload name (stress --list).")                         \
 	X(variant, "Pool variant (raw, i64, i32, f64, str).")                 \
 	X(op, "Operation, for workloads that have one; empty otherwise.")     \
-	X(workers, "Worker processes.")                                       \
+	X(workers, "Workers: processes, or threads (see mode).")               \
 	X(batch, "Slots per alloc_n/free_n call.")                            \
 	X(capacity, "Slots in the pool.")                                     \
 	X(elem_size, "Bytes per slot (str: max length).")                     \
@@ -92,7 +92,16 @@
 		    "(measured).")                                             \
 	X(status, "ok, or why the run failed: violations, worker_died, "      \
 		  "worker_failed, hung, setup_failed, verify_failed, "         \
-		  "env_error, interrupted.")
+		  "env_error, interrupted.")                                  \
+	X(backend, "What implemented alloc/free (alloc_free, "                \
+		   "alloc_set_get_free): shmpool, "                          \
+		   "mutex, urcu, floor; empty for workloads without the key.")    \
+	X(mode, "Workers as `processes` or `threads` (then user_s, sys_s "  \
+		"and the context switches are per thread, RUSAGE_THREAD).")  \
+	X(hugepages, "Pool memory: off, or thp (MADV_HUGEPAGE advice; the "  \
+		     "kernel may ignore it, see doc/backends.md).")            \
+	X(prefault, "on: every page of the pool's data was faulted in "      \
+		    "before the start gate.")
 
 enum csv_col {
 #define X(name, doc) COL_##name,
@@ -281,6 +290,12 @@ void csv_row(struct csv *c, const struct hostinfo *h, const char *scenario,
 		case COL_vol_cs: I(res->vol_cs); break;
 		case COL_invol_cs: I(res->invol_cs); break;
 		case COL_status: S(res->status); break;
+		case COL_backend:
+			S(strstr(pt->wl->keys, "backend") ? g->backend : "");
+			break;
+		case COL_mode: S(g->mode); break;
+		case COL_hugepages: S(g->hugepages); break;
+		case COL_prefault: S(g->prefault); break;
 		case NCOLS: break;
 		}
 	}

@@ -36,7 +36,7 @@ enum {
 
 static const char common_keys_doc[] =
 	"workload workers ops duration warmup repeat deadline latency_sample "
-	"pin mem seed";
+	"pin mem seed mode hugepages prefault";
 
 /* Print @text wrapped at @width, each line indented by @indent. */
 static void wrap(FILE *f, const char *text, int indent, int width)
@@ -298,6 +298,16 @@ static void point_params(const struct point *pt, char *buf, size_t len)
 			show = strcmp(c->mem, "local") != 0;
 		if (id == OPT_ID_backing)
 			show = strcmp(c->backing, "anon") != 0;
+		if (id == OPT_ID_backend)
+			show = show && (pt->swept[id] ||
+					strcmp(c->backend, "shmpool") != 0);
+		if (id == OPT_ID_mode)
+			show = pt->swept[id] ||
+				strcmp(c->mode, "processes") != 0;
+		if (id == OPT_ID_hugepages)
+			show = strcmp(c->hugepages, "off") != 0;
+		if (id == OPT_ID_prefault)
+			show = strcmp(c->prefault, "off") != 0;
 		if (id == OPT_ID_timeout || id == OPT_ID_elem_size ||
 		    id == OPT_ID_variant)
 			show = show && (pt->swept[id] || pt->where[id].line);

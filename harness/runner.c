@@ -15,11 +15,19 @@
  *   - PR_SET_PDEATHSIG takes the workers down with the parent, a deadline
  *     takes down a hung run, and any worker exit the run did not ask for
  *     fails it.
+ *
+ * mode = threads runs the same worker body on pthreads instead: the gate
+ * is the same pipe (each thread reads it; EOF reaches all), a thread pins
+ * itself with pthread_setaffinity_np, measures its CPU with RUSAGE_THREAD,
+ * and on return marks itself done and sends SIGCHLD to the parent's
+ * thread, so the parent's loop wakes as it does for a child's exit.  A
+ * thread cannot be killed: a hung thread run ends the whole harness.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -227,6 +235,66 @@ static void mem_policy(const struct config *c, void *addr, size_t size)
 		numa_tonode_memory(addr, size, atoi(c->mem + 5));
 }
 
+/* The shmem THP setting, when it makes MADV_HUGEPAGE useless. */
+static const char *thp_refused(void)
+{
+	static char mode[32];
+	char line[256];
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled",
+			"r");
+	if (f == NULL)
+		return "absent";
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
+	if (a == NULL || b == NULL)
+		return NULL;
+	snprintf(mode, sizeof(mode), "%.*s", (int)(b - a - 1), a + 1);
+	return strcmp(mode, "never") == 0 || strcmp(mode, "deny") == 0 ?
+		mode : NULL;
+}
+
+/*
+ * hugepages and prefault on [addr, addr + len), widened to whole pages:
+ * the harness sees only the mapping the library made, so THP is advice on
+ * that range, and prefaulting touches each page here, before the workers
+ * exist (so before the start gate).
+ */
+static void mem_options(struct run *r, void *addr, size_t len)
+{
+	const struct config *c = r->cfg;
+	uintptr_t a = (uintptr_t)addr & ~(uintptr_t)4095;
+	uintptr_t e = ((uintptr_t)addr + len + 4095) & ~(uintptr_t)4095;
+	if (len == 0)
+		return;
+	if (strcmp(c->hugepages, "thp") == 0) {
+		static bool warned;
+		const char *no = thp_refused();
+		if (madvise((void *)a, e - a, MADV_HUGEPAGE) != 0)
+			wl_error(r, "madvise(MADV_HUGEPAGE): %s",
+				 strerror(errno));
+		else if (no && !warned)
+			wl_error(r, "hugepages = thp: the kernel's "
+				 "transparent_hugepage/shmem_enabled is %s, so "
+				 "shared memory stays on small pages", no);
+		warned = warned || no;
+	}
+	if (strcmp(c->prefault, "on") == 0) {
+#ifdef MADV_POPULATE_WRITE
+		if (madvise((void *)a, e - a, MADV_POPULATE_WRITE) == 0)
+			return;
+#endif
+		/* Write each page's first byte back to itself: faults the
+		 * page in writable without changing what the pool holds
+		 * (nothing runs yet). */
+		for (uintptr_t p = a; p < e; p += 4096) {
+			volatile char *b = (volatile char *)p;
+			*b = *b;
+		}
+	}
+}
+
 int run_shared(struct run *r, size_t size)
 {
 	size = (size + 4095) & ~(size_t)4095;
@@ -237,6 +305,7 @@ int run_shared(struct run *r, size_t size)
 		return -1;
 	}
 	mem_policy(r->cfg, p, size);
+	mem_options(r, p, size);
 	r->shared = p;
 	r->shared_size = size;
 	return 0;
@@ -279,6 +348,8 @@ int wl_make_pool(struct run *r, enum shmpool_variant variant,
 		wl_error(r, "cannot create the pool: %s", shmpool_errmsg());
 		return -1;
 	}
+	mem_options(r, shmpool_data_ptr(r->pool),
+		    shmpool_capacity(r->pool) * shmpool_elem_size(r->pool));
 	return 0;
 }
 
@@ -329,10 +400,13 @@ void lat_record(struct worker *w, uint64_t ns)
 	hist_add(&w->sh->hist, ns > cost ? ns - cost : 0);
 }
 
+/* Processes: the worker's own totals; threads: the thread's (Linux). */
+static int ru_who = RUSAGE_SELF;
+
 static void rusage_delta(struct worker *w)
 {
 	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
+	getrusage(ru_who, &ru);
 	w->sh->ru_utime_us += (ru.ru_utime.tv_sec - w->ru0.ru_utime.tv_sec) *
 		1000000 + (ru.ru_utime.tv_usec - w->ru0.ru_utime.tv_usec);
 	w->sh->ru_stime_us += (ru.ru_stime.tv_sec - w->ru0.ru_stime.tv_sec) *
@@ -352,7 +426,7 @@ bool worker_phase_change(struct worker *w, unsigned phase)
 		return false;
 	}
 	if (phase == PHASE_MEASURE && !w->measuring) {
-		getrusage(RUSAGE_SELF, &w->ru0);
+		getrusage(ru_who, &w->ru0);
 		w->measuring = true;
 	}
 	w->seen_phase = phase;
@@ -379,28 +453,38 @@ static pid_t parent_pid;
 static int gate_rd = -1;
 static const struct env *cur_env;
 
-static void __attribute__((noreturn))
-child_main(struct run *r, unsigned i)
+/* mode = threads: one per worker, private to the runner. */
+struct thread_slot {
+	struct run *r;
+	unsigned index;
+	pthread_t tid;
+	_Atomic int done;
+	int rc;
+};
+static struct thread_slot *tslots;
+static pthread_t parent_thread;
+
+/*
+ * What a worker does, process or thread: pin, announce, wait at the gate,
+ * run the workload, report.  Returns the exit code: 0, 1 failed, 3 the
+ * environment refused (pinning).
+ */
+static int worker_body(struct run *r, unsigned i)
 {
-	/* Die with the harness: a killed parent must not leave workers
-	 * spinning on a pool nobody measures. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent_pid)
-		_exit(1);
-	signal(SIGINT, SIG_IGN); /* the parent decides; it kills us */
-	signal(SIGTERM, SIG_DFL);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 	int cpu = place(cur_env, r->cfg->pin, i);
 	if (cpu >= 0) {
 		cpu_set_t set;
 		CPU_ZERO(&set);
 		CPU_SET(cpu, &set);
-		if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+		int rc = r->threads ?
+			pthread_setaffinity_np(pthread_self(), sizeof(set),
+					       &set) :
+			sched_setaffinity(0, sizeof(set), &set) != 0 ? errno :
+			0;
+		if (rc != 0) {
 			fprintf(stderr, "stress: worker %u: pin to CPU %d: "
-				"%s\n", i, cpu, strerror(errno));
-			_exit(3);
+				"%s\n", i, cpu, strerror(rc));
+			return 3;
 		}
 	}
 	struct worker w;
@@ -420,20 +504,25 @@ child_main(struct run *r, unsigned i)
 	/* A random first sample keeps workers' sampled ops out of step. */
 	w.countdown = w.sample_every ?
 		1 + (uint32_t)(rng_next(&w.rng) % w.sample_every) : UINT32_MAX;
-	w.sh->pid = getpid();
+	w.sh->pid = r->threads ? gettid() : getpid();
 
 	atomic_fetch_add(&r->ctl->ready, 1);
 	char c;
 	while (read(gate_rd, &c, 1) < 0 && errno == EINTR)
 		;
-	close(gate_rd);
+	if (!r->threads) /* threads share the parent's descriptor */
+		close(gate_rd);
 	if (w.target) {
-		getrusage(RUSAGE_SELF, &w.ru0);
+		getrusage(ru_who, &w.ru0);
 		w.measuring = true;
 	}
-	/* Test-only: a worker that dies on its own must fail the run. */
-	if (i == 0 && w.generation == 0 && r->fault_die)
+	/* Test-only: a worker that dies on its own must fail the run (a
+	 * thread cannot die alone: it fails instead). */
+	if (i == 0 && w.generation == 0 && r->fault_die) {
+		if (r->threads)
+			return 1;
 		raise(SIGKILL);
+	}
 	int rc = r->wl->worker(r, &w);
 	if (w.target) {
 		w.sh->done_ns = now_ns();
@@ -442,7 +531,34 @@ child_main(struct run *r, unsigned i)
 		rusage_delta(&w);
 	}
 	w.sh->cpu = sched_getcpu();
-	_exit(rc ? 1 : 0);
+	return rc ? 1 : 0;
+}
+
+static void __attribute__((noreturn))
+child_main(struct run *r, unsigned i)
+{
+	/* Die with the harness: a killed parent must not leave workers
+	 * spinning on a pool nobody measures. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent_pid)
+		_exit(1);
+	signal(SIGINT, SIG_IGN); /* the parent decides; it kills us */
+	signal(SIGTERM, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	_exit(worker_body(r, i));
+}
+
+/* Worker threads keep SIGCHLD blocked (inherited): only the parent's
+ * thread waits for it, and a thread's end sends it there. */
+static void *thread_main(void *arg)
+{
+	struct thread_slot *t = arg;
+	t->rc = worker_body(t->r, t->index);
+	atomic_store(&t->done, 1);
+	pthread_kill(parent_thread, SIGCHLD);
+	return NULL;
 }
 
 static pid_t spawn(struct run *r, unsigned i)
@@ -577,11 +693,35 @@ static unsigned live_workers(const struct run *r)
 	return n;
 }
 
+/* Threads: join those done; a failure the run did not ask for fails it. */
+static void reap_threads(struct run *r, bool stopping, const char **status)
+{
+	for (unsigned i = 0; i < r->nworkers; i++) {
+		struct thread_slot *t = &tslots[i];
+		if (r->pids[i] <= 0 || !atomic_load(&t->done))
+			continue;
+		pthread_join(t->tid, NULL);
+		r->pids[i] = 0;
+		if (t->rc == 0 && (stopping || r->cfg->ops > 0))
+			continue;
+		if (*status == NULL || strcmp(*status, "ok") == 0) {
+			fprintf(stderr, "stress: worker %u (thread %d) %s "
+				"with status %d\n", i, (int)r->ws[i].pid,
+				t->rc == 0 ? "stopped early" : "failed", t->rc);
+			*status = t->rc == 3 ? "env_error" : "worker_failed";
+		}
+	}
+}
+
 /* Reap what exited; an exit the run did not ask for fails it. */
 static void reap(struct run *r, bool stopping, const char **status)
 {
 	int st;
 	pid_t pid;
+	if (r->threads) {
+		reap_threads(r, stopping, status);
+		return;
+	}
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 		unsigned i;
 		for (i = 0; i < r->nworkers; i++)
@@ -614,6 +754,29 @@ static void reap(struct run *r, bool stopping, const char **status)
 
 static void kill_all(struct run *r)
 {
+	if (r->threads) {
+		/* Threads only stop by themselves: ask, wait a little, and
+		 * give up on the whole process if one does not. */
+		atomic_store(&r->ctl->phase, PHASE_STOP);
+		uint64_t until = now_ns() + 2000000000ull;
+		for (unsigned i = 0; i < r->nworkers; i++) {
+			if (r->pids[i] <= 0)
+				continue;
+			while (!atomic_load(&tslots[i].done) &&
+			       now_ns() < until)
+				sleep_ns(1000000);
+			if (!atomic_load(&tslots[i].done)) {
+				fprintf(stderr, "stress: worker thread %u does "
+					"not stop and a thread cannot be "
+					"killed: exiting\n", i);
+				fflush(NULL);
+				_exit(1);
+			}
+			pthread_join(tslots[i].tid, NULL);
+			r->pids[i] = 0;
+		}
+		return;
+	}
 	for (unsigned i = 0; i < r->nworkers; i++)
 		if (r->pids[i] > 0)
 			kill(r->pids[i], SIGKILL);
@@ -668,6 +831,9 @@ void run_point(const struct env *env, const struct point *pt,
 	r.cfg = c;
 	r.wl = pt->wl;
 	r.nworkers = n;
+	r.threads = strcmp(c->mode, "threads") == 0;
+	ru_who = r.threads ? RUSAGE_THREAD : RUSAGE_SELF;
+	parent_thread = pthread_self();
 	r.seed = (uint64_t)c->seed;
 	r.mem_node = -1;
 	const char *fault = getenv("SHMPOOL_STRESS_FAULT");
@@ -690,7 +856,8 @@ void run_point(const struct env *env, const struct point *pt,
 	r.pids = calloc(n, sizeof(*r.pids));
 	r.generation = calloc(n, sizeof(*r.generation));
 	uint64_t *c0 = calloc(n, sizeof(*c0));
-	if (!r.pids || !r.generation || !c0)
+	tslots = calloc(n, sizeof(*tslots));
+	if (!r.pids || !r.generation || !c0 || !tslots)
 		abort();
 
 	if (r.wl->setup && r.wl->setup(&r) != 0) {
@@ -713,7 +880,21 @@ void run_point(const struct env *env, const struct point *pt,
 	}
 	gate_rd = gate[0];
 	fcntl(gate[1], F_SETFD, FD_CLOEXEC);
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; r.threads && i < n; i++) {
+		tslots[i] = (struct thread_slot){ .r = &r, .index = i };
+		int rc = pthread_create(&tslots[i].tid, NULL, thread_main,
+					&tslots[i]);
+		if (rc != 0) {
+			fprintf(stderr, "stress: pthread_create: %s\n",
+				strerror(rc));
+			status = "setup_failed";
+			close(gate[1]);
+			kill_all(&r);
+			goto close_gate;
+		}
+		r.pids[i] = 1; /* live */
+	}
+	for (unsigned i = 0; !r.threads && i < n; i++) {
 		pid_t pid = fork();
 		if (pid == 0) {
 			close(gate[1]);
@@ -900,5 +1081,7 @@ teardown:
 	free(r.pids);
 	free(r.generation);
 	free(c0);
+	free(tslots);
+	tslots = NULL;
 	munmap(shm, ctl_size);
 }

@@ -44,7 +44,7 @@ const struct opt_def options[NOPTS] = {
 /* Keys every workload reads. */
 static const char common_keys[] =
 	"workload workers ops duration warmup repeat deadline latency_sample "
-	"pin mem seed";
+	"pin mem seed mode hugepages prefault";
 
 const char *opt_type_name(enum opt_type t)
 {
@@ -286,7 +286,8 @@ static int msg_cmp(const void *a, const void *b)
 
 static void msg_flush(void)
 {
-	qsort(msgs, nmsgs, sizeof(*msgs), msg_cmp);
+	if (nmsgs) /* msgs is NULL until the first message */
+		qsort(msgs, nmsgs, sizeof(*msgs), msg_cmp);
 	for (size_t k = 0; k < nmsgs; k++) {
 		fprintf(stderr, "%s\n", msgs[k].text);
 		free(msgs[k].text);

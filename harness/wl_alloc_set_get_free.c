@@ -8,12 +8,18 @@
  *
  * Every value written carries the worker and a sequence number, and every
  * get checks it: a torn or foreign value is a violation, not just a number.
+ *
+ * With `backend` = mutex, urcu or floor (raw variant, op cycle) the slots
+ * come from that free list (backend.h) and set/get are memcpy into and
+ * out of the backend's slot memory: the data path of a hand-made pool.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "workload.h"
 
 struct asgf {
@@ -40,7 +46,15 @@ static const char *validate(const struct config *c, const char **key)
 		*key = "elem_size";
 		return "is below 8 bytes: the check value needs 8";
 	}
-	return NULL;
+	if (backend_kind(c->backend) != BACKEND_SHMPOOL &&
+	    (strcmp(c->variant, "raw") != 0 || strcmp(c->op, "cycle") != 0)) {
+		*key = "backend";
+		snprintf(msg, sizeof(msg), "%s runs only variant = raw and op "
+			 "= cycle (it stores bytes, nothing typed)",
+			 c->backend);
+		return msg;
+	}
+	return backend_validate(c, key);
 }
 
 static int setup(struct run *r)
@@ -53,8 +67,55 @@ static int setup(struct run *r)
 	a->variant = wl_variant(c->variant);
 	a->len = (size_t)c->elem_size;
 	a->op = strcmp(c->op, "set") == 0 ? 'S' : c->op[0];
-	return wl_make_pool(r, a->variant, (uint64_t)c->capacity,
-			    (uint64_t)c->elem_size);
+	return backend_setup(r, (uint64_t)c->capacity,
+			     (uint64_t)c->elem_size);
+}
+
+/* cycle over an alternative backend: alloc, memcpy in, memcpy out and
+ * check, free. */
+static int worker_backend(struct run *r, struct worker *w)
+{
+	const struct asgf *a = r->priv;
+	struct backend *b = r->be;
+	size_t es = (size_t)r->cfg->elem_size;
+	char *buf = calloc(1, a->len + 8);
+	uint64_t seq = ((uint64_t)(w->index + 1) << 40) |
+		((uint64_t)w->generation << 32);
+	if (buf == NULL)
+		return 1;
+	memset(buf, 'x', a->len);
+	while (worker_running(w)) {
+		uint64_t t = lat_begin(w), v = ++seq, idx, x;
+		if (backend_alloc_n(b, &idx, 1, 1.0) != 0) {
+			if (errno == EAGAIN) {
+				w->sh->waits++;
+				sched_yield();
+				continue;
+			}
+			wl_error(r, "%s backend: alloc failed (%s)",
+				 r->cfg->backend, strerror(errno));
+			free(buf);
+			return 1;
+		}
+		char *slot = (char *)b->data + idx * es;
+		memcpy(buf, &v, sizeof(v));
+		memcpy(slot, buf, a->len);
+		memcpy(buf, slot, a->len);
+		memcpy(&x, buf, sizeof(x));
+		if (backend_free_n(b, &idx, 1) != 0) {
+			wl_error(r, "%s backend: free failed", r->cfg->backend);
+			free(buf);
+			return 1;
+		}
+		lat_end(w, t);
+		if (x != v && w->sh->violations++ == 0)
+			wl_error(r, "violation: slot %llu read back a value "
+				 "this worker did not write",
+				 (unsigned long long)idx);
+		worker_count(w, 1);
+	}
+	free(buf);
+	return 0;
 }
 
 static int set_val(shmpool_t *p, const struct asgf *a, uint64_t idx,
@@ -144,6 +205,10 @@ static int worker(struct run *r, struct worker *w)
 		((uint64_t)w->generation << 32);
 	if (buf == NULL)
 		return 1;
+	if (((struct backend *)r->be)->kind != BACKEND_SHMPOOL) {
+		free(buf);
+		return worker_backend(r, w);
+	}
 	memset(buf, 'x', a->len);
 	if (a->op != 'c' && a->op != 'a') {
 		held = shmpool_alloc(p, timeout);
@@ -219,6 +284,10 @@ out:
 static int verify(struct run *r)
 {
 	const struct asgf *a = r->priv;
+	if (((struct backend *)r->be)->kind != BACKEND_SHMPOOL) {
+		backend_check_idle(r);
+		return 0;
+	}
 	/* cycle and alloc_set allocate once per op; the others once. */
 	uint64_t expect = a->op == 'c' || a->op == 'a' ? wl_total_ops(r) :
 		r->nworkers;
@@ -230,14 +299,16 @@ static void teardown(struct run *r)
 {
 	free(r->priv);
 	r->priv = NULL;
+	backend_teardown(r);
 }
 
 const struct workload_ops wl_alloc_set_get_free = {
 	.name = "alloc_set_get_free",
 	.help = "data path per variant: cycle = alloc+set+get+free, set_get, "
 		"set, get on a held slot, alloc_set = alloc_set+free; every "
-		"get is checked",
-	.keys = "variant op capacity elem_size backing",
+		"get is checked; backend = mutex, urcu, floor: cycle over "
+		"that free list with memcpy (variant raw)",
+	.keys = "variant op capacity elem_size backing backend",
 	.defaults = "variant=i64",
 	.ops = "cycle|set_get|set|get|alloc_set",
 	.validate = validate,

@@ -65,6 +65,12 @@ static const char *validate(const struct config *c, const char **key)
 		*key = "ops";
 		return "must be 0: crash_recover runs for a duration";
 	}
+	if (strcmp(c->mode, "threads") == 0) {
+		*key = "mode";
+		return "crash_recover needs mode = processes: it SIGKILLs "
+			"workers and recovers the slots of dead processes, and "
+			"a thread cannot be killed alone";
+	}
 	return NULL;
 }
 

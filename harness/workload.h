@@ -16,6 +16,12 @@
  *   parent:  verify()           after every worker exited: count invariant
  *                               violations in run->violations; optional
  *   parent:  teardown()         always, even after a failure
+ *
+ * With `mode = threads` the workers are threads of the harness process
+ * instead of forked children, with the same gate, counters, pinning and
+ * phases; worker() must then keep its state on its stack or in
+ * struct worker (file-scope variables would be shared), and a workload
+ * that must kill workers (crash_recover) rejects the mode in validate().
  */
 #ifndef STRESS_WORKLOAD_H
 #define STRESS_WORKLOAD_H
@@ -79,6 +85,9 @@ struct run {
 	void *shared;             /* workload's shared memory (run_shared()) */
 	size_t shared_size;
 	void *priv;               /* workload's parent-side state */
+	void *be;                 /* alloc_free's backend (backend.h) */
+	bool threads;             /* mode = threads: workers are threads of
+				     this process, pids[] only mark them live */
 	uint64_t seed;
 	pid_t *pids;              /* [nworkers] */
 	unsigned *generation;     /* [nworkers], bumped at each respawn */

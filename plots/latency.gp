@@ -8,7 +8,7 @@
 reset
 load plotdir.'/common.gp'
 set title ttl
-set xlabel 'workers (processes)'
+set xlabel 'workers (processes or threads: see mode)'
 set ylabel 'latency (ns, log scale)'
 set logscale y
 set grid ytics mytics lc rgb '#dddddd'

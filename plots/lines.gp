@@ -8,7 +8,7 @@
 reset
 load plotdir.'/common.gp'
 set title ttl
-set xlabel 'workers (processes)'
+set xlabel 'workers (processes or threads: see mode)'
 set ylabel ylabel
 set grid ytics lc rgb '#dddddd'
 set key below height 1

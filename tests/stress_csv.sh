@@ -62,9 +62,11 @@ else
 	fail=1
 fi
 
-# status is the last column; every run ok, and the same column count.
+# Every run ok (status found by name: columns are appended after it),
+# and the same column count.
 ncols=$(echo "$header" | awk -F, '{ print NF }')
-bad=$(awk -F, -v n="$ncols" 'NR > 1 && ($NF != "ok" || NF != n)' "$tmp/smoke.csv")
+bad=$(awk -F, -v n="$ncols" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "status") k = i; next }
+	(k == 0 || $k != "ok" || NF != n)' "$tmp/smoke.csv")
 if [ -z "$bad" ]; then
 	echo "ok 5 - every row is complete and ok"
 else

@@ -68,10 +68,15 @@ else
 	not_ok "unset \${VAR} is an error (got $rc)"
 fi
 
-# Every shipped scenario parses.
+# Every shipped scenario parses (in a build without liburcu, a urcu
+# backend is the one error allowed: compare.ini asks for it).
 bad=
 for f in scenarios/*.ini; do
-	"$stress" --check "$f" >/dev/null 2>"$tmp/err" || bad="$bad $f"
+	"$stress" --check "$f" >/dev/null 2>"$tmp/err" && continue
+	if grep -v -e "urcu is not available" \
+	   -e '^stress: [0-9]* errors*, nothing run$' "$tmp/err" | grep -q .; then
+		bad="$bad $f"
+	fi
 done
 if [ -z "$bad" ]; then
 	ok "every scenarios/*.ini passes --check"
