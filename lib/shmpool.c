@@ -1965,13 +1965,20 @@ static void recovery_unlock(struct shmpool *p)
 SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p)
 {
 	struct rctx c = { 0 };
+	struct tls_ent borrowed = { 0 };
 	uint64_t ndead = 0;
 	uint8_t *settled;
+	struct tls_ent *t;
 
 	CHECK_P(p);
-	GET_ME(p, t);
+	/* Without a record of our own (every one taken, most likely by dead
+	 * processes: exactly when recovery is needed), borrow the first dead
+	 * record once its own pending operation is settled. */
+	t = me(p);
+	if (!t && errno != EUSERS)
+		return -1;
 	c.p = p;
-	c.t = t;
+	c.t = t ? t : &borrowed;
 	c.dead = calloc(p->max_users / 64, sizeof(uint64_t));
 	settled = calloc(p->max_users, 1);
 	if (!c.dead || !settled) {
@@ -1997,6 +2004,27 @@ SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p)
 			ndead++;
 		}
 	}
+	if (!t) {
+		uint32_t d = 0;
+
+		while (d < c.hwm && !(is_dead(&c, d) &&
+				      (borrowed.uid = d,
+				       resolve_pending(&c, d))))
+			d++;
+		if (d == c.hwm) {
+			for (uint32_t i = 0; i < c.hwm; i++)
+				if (is_dead(&c, i))
+					unlock_byte(p->lfd, LOCK_USERS + i);
+			recovery_unlock(p);
+			free(c.dead);
+			free(settled);
+			return fail(EUSERS, "all %u user records of the pool "
+					    "are taken by live processes",
+				    p->max_users);
+		}
+		borrowed.u = &p->users[d];
+		t = &borrowed;
+	}
 	for (uint32_t i = 0; i < c.hwm; i++)
 		if (is_dead(&c, i))
 			settled[i] = (uint8_t)resolve_pending(&c, i);
@@ -2009,6 +2037,13 @@ SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p)
 		sweep_word(&c, w);
 		unlock_word(&c, w);
 	}
+	/* counted while the record is still ours (a borrowed one is retired
+	 * just below) */
+	if (c.freed)
+		atomic_store_explicit(&t->u->nrecov,
+				      atomic_load_explicit(&t->u->nrecov, RLX) +
+					      c.freed,
+				      RLX);
 	for (uint32_t i = 0; i < c.hwm; i++) {
 		if (!is_dead(&c, i))
 			continue;
@@ -2023,11 +2058,6 @@ SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p)
 		unlock_byte(p->lfd, LOCK_USERS + i);
 	}
 	recovery_unlock(p);
-	if (c.freed)
-		atomic_store_explicit(&t->u->nrecov,
-				      atomic_load_explicit(&t->u->nrecov, RLX) +
-					      c.freed,
-				      RLX);
 	/* Slots came back, waiters may have skipped a locked word, or a dead
 	 * process may have died between freeing a slot and its FUTEX_WAKE:
 	 * wake everyone to look again. */

@@ -444,7 +444,10 @@ SHMPOOL_API int shmpool_mem_node(shmpool_t *p);
  * no slot leaks and used/stats agree with the slot states.  Live owners are
  * never touched.  Recoveries from several processes are serialised; a
  * recovery that dies is completed by the next one.  Wakes waiters.
- * Returns the number of slots freed; -1 with a system error.
+ * Works even when every user record is taken (the caller cannot attach):
+ * it then borrows a dead process's record for the duration.
+ * Returns the number of slots freed; -1 with EUSERS (every record belongs
+ * to a live process) or a system error.
  * Cost: O(users + capacity/63) plus the dead users' slots.
  */
 SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p);

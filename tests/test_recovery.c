@@ -676,6 +676,53 @@ static void test_concurrent_recover(void **state)
 	shmpool_close(p);
 }
 
+/* ---- every user record taken by dead processes ---------------------------------- */
+
+static int child_take_one(void *arg)
+{
+	const char *path = arg;
+	shmpool_t *q = shmpool_new(path, 64, ES);
+	CHILD_CHECK(q != NULL, 2);
+	CHILD_CHECK(shmpool_alloc(q, 0) >= 0, 3);
+	return 0; /* dies holding its slot and its user record */
+}
+
+/*
+ * 64 processes (the smallest record table) each take a record and die.  A
+ * newcomer finds no free record (EUSERS), yet recover_stale must still run,
+ * on a record borrowed from the dead, and give everything back.
+ */
+static void test_all_records_dead(void **state)
+{
+	(void)state;
+	const char *path = tu_path("full-users");
+	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
+	o.backing = SHMPOOL_BACKING_FILE;
+	o.name = path;
+	o.capacity = 64;
+	o.elem_size = ES;
+	o.max_users = 64;
+	shmpool_t *p0 = assert_pool(shmpool_open(&o));
+	shmpool_close(p0);
+
+	for (int k = 0; k < 64; k++) {
+		pid_t pid = tu_fork(child_take_one, (void *)path, 10);
+		int st = tu_wait(pid, 10);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	shmpool_t *p = assert_pool(shmpool_new(path, 64, ES));
+	assert_int_equal(shmpool_try_alloc(p), -1);
+	assert_int_equal(errno, EUSERS);
+	assert_int_equal(shmpool_recover_stale(p), 64);
+	assert_int_equal(shmpool_used(p), 0);
+	assert_int_equal(tu_stats(p).recoveries, 64);
+	int64_t i = shmpool_try_alloc(p); /* a record is free again */
+	assert_true(i >= 0);
+	assert_int_equal(shmpool_free(p, (uint64_t)i), 0);
+	assert_consistent(p);
+	shmpool_close(p);
+}
+
 /* Churn forever: single and batch allocs/frees, hand-offs, adopts. */
 static int child_churn(void *arg)
 {
@@ -762,6 +809,7 @@ int main(void)
 		T(test_pid_reuse),
 		T(test_pid_reuse_attached),
 		T(test_closed_but_alive),
+		T(test_all_records_dead),
 		T(test_adopt_handoff),
 		T(test_dead_parent_live_forked_child),
 		T(test_concurrent_recover),
