@@ -16,7 +16,7 @@
 
 #define SHMPOOL_MAGIC_READY 0x31304c4f4f504d48ull /* "HMPOOL01" */
 #define SHMPOOL_MAGIC_INIT 0x74696e694c4f4f50ull  /* "POOLinit" */
-#define SHMPOOL_LAYOUT_VERSION 1u
+#define SHMPOOL_LAYOUT_VERSION 2u
 
 /*
  * Slots per bitmap word.  Bit 63 of every word is the word's recovery lock:

@@ -73,6 +73,7 @@
 #include <numa.h>
 #include <numaif.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -200,13 +201,19 @@ static void thread_exit(void *arg)
 	pthread_mutex_unlock(&reg_mu);
 }
 
+/* fork() holds every lock of ours, in the order thread_exit takes them,
+ * so the child inherits them in a known state and simply unlocks them. */
 static void atfork_prepare(void)
 {
 	pthread_mutex_lock(&reg_mu);
+	for (struct shmpool *p = reg_head; p; p = p->next)
+		pthread_mutex_lock(&p->mu);
 }
 
 static void atfork_parent(void)
 {
+	for (struct shmpool *p = reg_head; p; p = p->next)
+		pthread_mutex_unlock(&p->mu);
 	pthread_mutex_unlock(&reg_mu);
 }
 
@@ -219,14 +226,12 @@ static void atfork_parent(void)
  */
 static void atfork_child(void)
 {
-	pthread_mutex_init(&reg_mu, NULL);
 	for (size_t i = 0; i < nkept; i++)
 		close(kept_fds[i]);
 	nkept = 0;
 	for (struct shmpool *p = reg_head; p; p = p->next) {
 		int nfd;
 
-		pthread_mutex_init(&p->mu, NULL);
 		p->nhu = 0;
 		p->serial = atomic_fetch_add(&serial_next, 1);
 		nfd = reopen_private(p->fd);
@@ -236,6 +241,9 @@ static void atfork_child(void)
 		p->lfd = nfd; /* -1 without /proc: attach then fails */
 	}
 	memset(tls_ents, 0, sizeof(tls_ents));
+	for (struct shmpool *p = reg_head; p; p = p->next)
+		pthread_mutex_unlock(&p->mu);
+	pthread_mutex_unlock(&reg_mu);
 }
 
 static void init_once(void)
@@ -1839,6 +1847,15 @@ static int resolve_pending(struct rctx *c, uint32_t d)
 		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
 		uint64_t v = atomic_load_explicit(BM(p, w), SC);
 
+		/*
+		 * A set bit without an owner: the first scan covers claims
+		 * that landed before the word lock; a live free may have
+		 * started since (frees ignore the lock).  Its pending record
+		 * precedes its owner store, so a second scan, after loading
+		 * owner 0, sees it.  (Found by the spin model.)
+		 */
+		if ((v & b) && o == 0)
+			live |= live_pending(c, w);
 		if (kind == OP_ALLOC) {
 			/* Undo the claim if it landed: the slot goes back
 			 * free and nalloc back to its snapshot. */
@@ -1848,11 +1865,15 @@ static int resolve_pending(struct rctx *c, uint32_t d)
 				settled = 0;
 				continue;
 			}
-			atomic_store_explicit(&p->owner[idx], 0, REL);
+			/* a CAS: a live process adopting the slot (from
+			 * allocated_slots) wins or loses as a whole */
+			if (o && !atomic_compare_exchange_strong_explicit(
+					 &p->owner[idx], &o, 0, SC, RLX))
+				continue;
 			CP();
-			atomic_fetch_and_explicit(BM(p, w), ~b, SC);
+			if (atomic_fetch_and_explicit(BM(p, w), ~b, SC) & b)
+				c->freed++;
 			CP();
-			c->freed++;
 			continue;
 		}
 		/* FREE/RFREE/UNALLOC: the owner still names the pre-owner if
@@ -1865,9 +1886,9 @@ static int resolve_pending(struct rctx *c, uint32_t d)
 				settled = 0;
 				continue;
 			}
-			atomic_fetch_and_explicit(BM(p, w), ~b, SC);
+			if (atomic_fetch_and_explicit(BM(p, w), ~b, SC) & b)
+				c->freed++;
 			CP();
-			c->freed++;
 		}
 		counted++;
 	}
@@ -2036,6 +2057,30 @@ SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p)
 		lock_word(&c, w);
 		sweep_word(&c, w);
 		unlock_word(&c, w);
+	}
+	/*
+	 * A dead user left unsettled by a live operation on the same bits
+	 * (say it died after freeing a slot that a live process is claiming
+	 * right now): that operation ends within nanoseconds, or within a
+	 * time slice if its process was descheduled.  Look again for up to
+	 * 100 ms before leaving the user to the next recovery, so that
+	 * counters agree with the bits when this call returns.
+	 */
+	for (int tries = 0; tries < 300; tries++) {
+		struct timespec nap = { 0, 300000 };
+		int left = 0;
+
+		for (uint32_t i = 0; i < c.hwm; i++)
+			if (is_dead(&c, i) && !settled[i]) {
+				settled[i] = (uint8_t)resolve_pending(&c, i);
+				left |= !settled[i];
+			}
+		if (!left)
+			break;
+		if (tries < 20)
+			sched_yield();
+		else
+			nanosleep(&nap, NULL);
 	}
 	/* counted while the record is still ours (a borrowed one is retired
 	 * just below) */
