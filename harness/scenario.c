@@ -1055,6 +1055,14 @@ static void expand_section(struct parse *ps, const struct rawsec *glob,
 					     "'%s')", bad_key, msg, sec->name);
 				}
 				reported = true;
+				/* the point is dropped, and so are its strings
+				 * (after the message, which may quote them) */
+				for (int id = 0; id < NOPTS; id++) {
+					char **str = (char **)((char *)&pt.cfg +
+							       options[id].offset);
+					if (options[id].type > OT_DURATION)
+						free(*str);
+				}
 			} else {
 				add_point(sc, &pt);
 				if (pt.cfg.repeat > sc->max_repeat)
