@@ -19,33 +19,11 @@ static int file_exists(const char *path)
 	return lstat(path, &st) == 0;
 }
 
-static void write_file(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(tu_write_all(fd, data, len), 0);
-	assert_int_equal(close(fd), 0);
-}
-
-/* Read a whole (small) file into a malloc'ed buffer. */
-static unsigned char *read_file(const char *path, size_t *len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	assert_true(fd >= 0);
-	assert_int_equal(fstat(fd, &st), 0);
-	unsigned char *b = malloc((size_t)st.st_size + 1);
-	assert_non_null(b);
-	assert_int_equal(tu_read_all(fd, b, (size_t)st.st_size, 5.0), 0);
-	close(fd);
-	*len = (size_t)st.st_size;
-	return b;
-}
 
 static void assert_file_is(const char *path, const void *data, size_t len)
 {
 	size_t n;
-	unsigned char *b = read_file(path, &n);
+	unsigned char *b = tu_read_file(path, &n);
 	assert_int_equal(n, len);
 	assert_memory_equal(b, data, len);
 	free(b);
@@ -498,7 +476,7 @@ static void test_mismatch_reopen(void **state)
 	uint64_t i = (uint64_t)assert_ok(shmpool_alloc_set(p, "geometry", 8, 0));
 	assert_int_equal(shmpool_close(p), 0);
 	size_t flen;
-	unsigned char *before = read_file(path, &flen);
+	unsigned char *before = tu_read_file(path, &flen);
 
 	assert_fails_null(shmpool_new(path, 20, 16), EINVAL);
 	assert_fails_null(shmpool_new(path, 9, 16), EINVAL);
@@ -532,7 +510,7 @@ static void test_symlink(void **state)
 	const char data[] = "precious data, not a pool";
 	struct stat st;
 
-	write_file(target, data, sizeof data);
+	tu_write_file(target, data, sizeof data);
 	assert_int_equal(symlink(target, link), 0);
 	assert_fails_null(shmpool_new(link, 4, 8), ELOOP);
 	assert_fails_null(shmpool_i64_new(link, 4), ELOOP);
@@ -570,8 +548,8 @@ static void test_foreign_file(void **state)
 	srand(12345);
 	for (size_t k = 0; k < sizeof junk; k++)
 		junk[k] = (unsigned char)(rand() >> 7);
-	write_file(rnd, junk, sizeof junk);
-	write_file(txt, text, sizeof text - 1);
+	tu_write_file(rnd, junk, sizeof junk);
+	tu_write_file(txt, text, sizeof text - 1);
 
 	assert_fails_null(shmpool_new(rnd, 10, 8), EBADMSG);
 	assert_fails_null(open_any(rnd), EBADMSG);
@@ -626,13 +604,13 @@ static void test_corrupt_header(void **state)
 	assert_ok(shmpool_alloc(p, 0));
 	assert_int_equal(shmpool_close(p), 0);
 	size_t len;
-	unsigned char *good = read_file(path, &len);
+	unsigned char *good = tu_read_file(path, &len);
 	assert_true(len > 64);
 	char failed[64 * 24] = "";
 
 	for (int off = 0; off < 64; off++) {
 		good[off] ^= 0xFF;
-		write_file(bad, good, len);
+		tu_write_file(bad, good, len);
 		errno = 0;
 		shmpool_t *q = open_any(bad);
 		int e1 = errno;
@@ -680,7 +658,7 @@ static void test_excl_nocreate(void **state)
 	assert_int_equal(shmpool_close(p), 0);
 	/* EXCL on any existing file, pool or not. */
 	const char *other = tu_path("other");
-	write_file(other, "x", 1);
+	tu_write_file(other, "x", 1);
 	o.name = other;
 	assert_fails_null(shmpool_open(&o), EEXIST);
 	assert_file_is(other, "x", 1);
@@ -742,7 +720,7 @@ static void test_from_fd_errors(void **state)
 	/* A text file and an empty memfd are not pools; the caller's fd
 	 * stays open. */
 	const char *txt = tu_path("t");
-	write_file(txt, "not a pool at all\n", 18);
+	tu_write_file(txt, "not a pool at all\n", 18);
 	fd = open(txt, O_RDWR | O_CLOEXEC);
 	assert_true(fd >= 0);
 	assert_fails_null(shmpool_new_from_fd(fd), EBADMSG);

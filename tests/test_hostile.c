@@ -60,34 +60,11 @@ static uint64_t rnd(void)
 
 /* ---- files ------------------------------------------------------------ */
 
-static void write_file(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(tu_write_all(fd, data, len), 0);
-	assert_int_equal(close(fd), 0);
-}
-
-static unsigned char *read_file(const char *path, size_t *len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	assert_true(fd >= 0);
-	assert_int_equal(fstat(fd, &st), 0);
-	unsigned char *b = malloc((size_t)st.st_size + 1);
-	assert_non_null(b);
-	if (st.st_size > 0)
-		assert_int_equal(
-			tu_read_all(fd, b, (size_t)st.st_size, 5.0), 0);
-	close(fd);
-	*len = (size_t)st.st_size;
-	return b;
-}
 
 static void assert_file_is(const char *path, const void *data, size_t len)
 {
 	size_t n;
-	unsigned char *b = read_file(path, &n);
+	unsigned char *b = tu_read_file(path, &n);
 	assert_int_equal(n, len);
 	assert_memory_equal(b, data, len);
 	free(b);
@@ -356,7 +333,7 @@ static void test_corrupt_header_bytes(void **state)
 		const char *path = tu_path("hdr.pool");
 		make_pool(path, kinds[k].v, kinds[k].cap, kinds[k].elem, 4);
 		size_t len;
-		unsigned char *img = read_file(path, &len);
+		unsigned char *img = tu_read_file(path, &len);
 		struct pool_hdr h;
 		read_hdr(img, len, &h);
 		/* the immutable header must reject every change; the shared
@@ -385,7 +362,7 @@ static void test_corrupt_metadata(void **state)
 
 	make_pool(path, SHMPOOL_RAW, 130, 24, 6);
 	size_t len;
-	unsigned char *img = read_file(path, &len);
+	unsigned char *img = tu_read_file(path, &len);
 	struct pool_hdr h;
 	read_hdr(img, len, &h);
 	assert_true(h.off_waitmask < h.off_users && h.off_users < h.off_bitmap &&
@@ -433,7 +410,7 @@ static void test_corrupt_words(void **state)
 
 	make_pool(path, SHMPOOL_STR, 130, 20, 5);
 	size_t len;
-	unsigned char *img = read_file(path, &len);
+	unsigned char *img = tu_read_file(path, &len);
 	struct pool_hdr h;
 	read_hdr(img, len, &h);
 	size_t step = quick() ? 64 : 8;
@@ -505,7 +482,7 @@ static void test_truncation(void **state)
 	const char *path = tu_path("trunc.pool");
 	make_pool(path, SHMPOOL_RAW, 130, 24, 3);
 	size_t len;
-	unsigned char *img = read_file(path, &len);
+	unsigned char *img = tu_read_file(path, &len);
 	struct pool_hdr h;
 	read_hdr(img, len, &h);
 	const uint64_t sizes[] = {
@@ -575,7 +552,7 @@ static void test_truncation(void **state)
 static void check_rejected_untouched(const char *path)
 {
 	size_t len;
-	unsigned char *before = read_file(path, &len);
+	unsigned char *before = tu_read_file(path, &len);
 	assert_int_equal(probe_code(probe(path)), PROBE_REJECTED);
 	struct create_arg ca = { path, 10, 8 };
 	assert_int_equal(probe_code(tu_run_child(create_child, &ca, 20)),
@@ -597,10 +574,10 @@ static void test_foreign_files(void **state)
 	text[0] = '\0';
 	while (strlen(text) < sizeof text - 64)
 		strcat(text, "[global]\nworkers = 4 # not a pool at all\n");
-	write_file(txt, text, strlen(text));
+	tu_write_file(txt, text, strlen(text));
 	for (size_t k = 0; k < sizeof junk; k++)
 		junk[k] = (unsigned char)rnd();
-	write_file(bin, junk, sizeof junk);
+	tu_write_file(bin, junk, sizeof junk);
 	/* another program's binary: this test program itself */
 	int efd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	assert_true(efd >= 0);
@@ -608,7 +585,7 @@ static void test_foreign_files(void **state)
 	ssize_t elen = read(efd, ebuf, sizeof ebuf);
 	close(efd);
 	assert_true(elen > 4096);
-	write_file(elf, ebuf, (size_t)elen);
+	tu_write_file(elf, ebuf, (size_t)elen);
 	/* random bytes as long as a real pool, with a READY magic: the
 	 * header checks, not the magic, must catch it */
 	unsigned char *bj = malloc(65536);
@@ -617,7 +594,7 @@ static void test_foreign_files(void **state)
 		bj[k] = (unsigned char)rnd();
 	uint64_t ready = SHMPOOL_MAGIC_READY;
 	memcpy(bj, &ready, 8);
-	write_file(big, bj, 65536);
+	tu_write_file(big, bj, 65536);
 	free(bj);
 
 	check_rejected_untouched(txt);
@@ -669,7 +646,7 @@ static void test_symlinks(void **state)
 
 	make_pool(real, SHMPOOL_RAW, 20, 8, 2);
 	size_t len;
-	unsigned char *img = read_file(real, &len);
+	unsigned char *img = tu_read_file(real, &len);
 	assert_int_equal(symlink(real, link), 0);
 	assert_fails_null(shmpool_new(link, 20, 8), ELOOP);
 	assert_fails_null(open_existing(link), ELOOP);
@@ -875,7 +852,7 @@ static void test_half_created(void **state)
 	struct create_arg ca = { path, 40, 16 };
 
 	/* 1. INIT magic only: the creator died right after its first write */
-	write_file(path, &init, 8);
+	tu_write_file(path, &init, 8);
 	assert_int_equal(probe_code(probe(path)), PROBE_REJECTED);
 	assert_file_is(path, &init, 8);
 	assert_int_equal(probe_code(tu_run_child(create_child, &ca, 20)),
@@ -889,7 +866,7 @@ static void test_half_created(void **state)
 	for (size_t k = 0; k < n; k++)
 		g[k] = (unsigned char)rnd();
 	memcpy(g, &init, 8);
-	write_file(path, g, n);
+	tu_write_file(path, g, n);
 	assert_int_equal(probe_code(probe(path)), PROBE_REJECTED);
 	shmpool_t *p = assert_pool(shmpool_new(path, 40, 16));
 	assert_int_equal(shmpool_used(p), 0);
@@ -905,7 +882,7 @@ static void test_half_created(void **state)
 	/* 3. INIT magic with another program's idea of the size: the
 	 * re-initialisation uses the caller's capacity */
 	memcpy(g, &init, 8);
-	write_file(path, g, 100);
+	tu_write_file(path, g, 100);
 	p = assert_pool(shmpool_i32_new(path, 1000));
 	assert_int_equal(shmpool_capacity(p), 1000);
 	assert_int_equal(shmpool_variant(p), SHMPOOL_I32);
@@ -913,7 +890,7 @@ static void test_half_created(void **state)
 	free(g);
 
 	/* 4. an empty file (died before writing anything) */
-	write_file(path, "", 0);
+	tu_write_file(path, "", 0);
 	assert_int_equal(probe_code(probe(path)), PROBE_REJECTED);
 	p = assert_pool(shmpool_new(path, 40, 16));
 	assert_int_equal(shmpool_capacity(p), 40);
@@ -921,7 +898,7 @@ static void test_half_created(void **state)
 	assert_int_equal(shmpool_close(p), 0);
 
 	/* 5. opening from an fd never initialises */
-	write_file(path, &init, 8);
+	tu_write_file(path, &init, 8);
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	assert_true(fd >= 0);
 	assert_fails_null(shmpool_new_from_fd(fd), EBADMSG);

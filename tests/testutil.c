@@ -445,3 +445,30 @@ void _tu_fail_at(const char *file, int line, const char *fmt, ...)
 	/* not reached: _fail() long-jumps; keep the message visible anyway */
 	abort();
 }
+
+void tu_write_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(tu_write_all(fd, data, len), 0);
+	assert_int_equal(close(fd), 0);
+}
+
+unsigned char *tu_read_file(const char *path, size_t *len)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	unsigned char *b;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	b = malloc((size_t)st.st_size + 1);
+	assert_non_null(b);
+	if (st.st_size > 0)
+		assert_int_equal(tu_read_all(fd, b, (size_t)st.st_size, 5.0),
+				 0);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return b;
+}

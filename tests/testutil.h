@@ -57,6 +57,11 @@ int tu_teardown_dir(void **state);
 const char *tu_path(const char *name);
 /* Remove a directory tree (no symlink following).  0 or -1. */
 int tu_rm_rf(const char *path);
+/* Create or replace @path (mode 0600) with @len bytes of @data; asserts. */
+void tu_write_file(const char *path, const void *data, size_t len);
+/* Read a whole (small) file, not following a symlink, into a malloc'ed
+ * buffer (one spare byte); its size goes to *@len.  Asserts. */
+unsigned char *tu_read_file(const char *path, size_t *len);
 
 /* ---- time ------------------------------------------------------------ */
 
