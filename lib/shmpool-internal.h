@@ -16,7 +16,7 @@
 
 #define SHMPOOL_MAGIC_READY 0x31304c4f4f504d48ull /* "HMPOOL01" */
 #define SHMPOOL_MAGIC_INIT 0x74696e694c4f4f50ull  /* "POOLinit" */
-#define SHMPOOL_LAYOUT_VERSION 2u
+#define SHMPOOL_LAYOUT_VERSION 3u
 
 /*
  * Slots per bitmap word.  Bit 63 of every word is the word's recovery lock:
@@ -25,7 +25,8 @@
  */
 #define SLOTS_PER_WORD 63u
 #define WORD_LOCK (1ull << 63)
-/* Up to this many bitmap words, each word gets a cache line of its own. */
+/* Up to this many bitmap words, each word gets two cache lines of its own
+ * (its line, and a gap that keeps words off the users' page colours). */
 #define BITMAP_SPREAD_WORDS 64u
 
 /* User (attachment record) states. */
@@ -39,8 +40,11 @@
  * Short form, one store, for single-slot alloc and free (the fast path):
  *   bits 0-2 op (OP_ALLOC1, OP_FREE1), bits 3-8 bit, bits 9-35 word,
  *   bits 36-63 the low 28 bits of the counter (nalloc, nfree) before the
- *   operation: recovery compares them with the counter to learn whether
- *   the increment landed.
+ *   operation.  The counter's increment is the operation's last store and
+ *   the record is not cleared afterwards: a record whose count no longer
+ *   matches its counter is a completed operation, the same as OP_NONE.
+ *   That saves a store before the next locked instruction on the fast
+ *   path.  A free that finds the slot already free clears the record.
  * Long form, for batches and recovery, with pend_mask and pend_snap:
  *   bits 0-2 op (OP_ALLOC, OP_FREE, OP_RFREE), bits 3-30 pre-owner
  *   (user index + 1 whose slots are being freed), bits 31-57 word.

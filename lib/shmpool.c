@@ -27,9 +27,10 @@
  * Claim.  alloc picks a clear bit of a word (starting at the user's hint),
  * publishes {ALLOC, word, bit, nalloc} in its record, claims the bit with
  * one CAS on the word, stores its owner id, zeroes the slot, then stores
- * nalloc + 1 and clears the pending op.  free publishes {FREE, word, bit,
- * nfree}, stores owner = 0, clears the bit with one fetch_and, stores
- * nfree + 1 and clears the pending op.  An uncontended alloc+free thus
+ * nalloc + 1, which marks the record completed (it is not cleared: one
+ * store fewer before the next locked instruction).  free publishes {FREE,
+ * word, bit, nfree}, stores owner = 0, clears the bit with one fetch_and
+ * and stores nfree + 1.  An uncontended alloc+free thus
  * costs two atomic RMWs on shared lines; everything else is plain stores to
  * the user's own line.  A free by another user first moves the owner to
  * itself with a CAS (hand-off), which also arbitrates against recovery.
@@ -266,6 +267,20 @@ static inline uint64_t bit_of(uint64_t idx)
 	return 1ull << (idx % SLOTS_PER_WORD);
 }
 
+/*
+ * Users' scan hints are bit positions, word * 64 + bit, so the fast path
+ * splits them with a shift and a mask instead of a division by 63.
+ */
+static inline uint64_t hint_pos(uint64_t w, uint64_t b)
+{
+	return w << 6 | b;
+}
+
+static inline uint64_t hint_of_slot(uint64_t idx)
+{
+	return hint_pos(word_of(idx), idx % SLOTS_PER_WORD);
+}
+
 /* Bitmap word @w: one per cache line in small pools (see bshift). */
 #define BM(p, w) (&(p)->bitmap[(uint64_t)(w) << (p)->bshift])
 
@@ -423,6 +438,35 @@ static uint64_t variant_stride(enum shmpool_variant v, uint64_t elem)
 	}
 }
 
+/*
+ * Page colouring.  A load whose address has the same low 12 bits as an
+ * older store still in the store buffer waits for that store on x86 (4K
+ * aliasing), even when the two addresses differ.  The user records are a
+ * multiple of 4 KiB long, so without care user 0's hot line, bitmap word 0
+ * and the start of each later region share a page offset, and every free
+ * stalled on its own pending-record store: 3-4 ns per operation on an
+ * Intel Xeon VM.  So each region after the user records starts at a fixed
+ * cache-line slot of the page relative to user 0's line: users' hot lines
+ * sit on even slots from there (records are two lines), bitmap words on
+ * odd ones (two lines per word in small pools), and the owner array and
+ * the data in the half of the page users 16 and up would reach.
+ */
+#define SLOTS_PER_PAGE (4096u / SHMPOOL_CACHELINE)
+#define COLOUR_BITMAP 5u
+#define COLOUR_OWNER 33u
+#define COLOUR_DATA 49u
+
+/* The first line-aligned offset >= @off on page slot @base + @colour. */
+static uint64_t colour(uint64_t off, uint64_t base, unsigned colour)
+{
+	uint64_t line = (off + SHMPOOL_CACHELINE - 1) / SHMPOOL_CACHELINE;
+	uint64_t want = (base / SHMPOOL_CACHELINE + colour) % SLOTS_PER_PAGE;
+
+	line += (want + SLOTS_PER_PAGE - line % SLOTS_PER_PAGE) %
+		SLOTS_PER_PAGE;
+	return line * SHMPOOL_CACHELINE;
+}
+
 static int compute_layout(struct layout *l, enum shmpool_variant v,
 			  uint64_t capacity, uint64_t elem, uint32_t users)
 {
@@ -462,24 +506,22 @@ static int compute_layout(struct layout *l, enum shmpool_variant v,
 	if (align_add(&off, (uint64_t)users * sizeof(struct pool_user),
 		      SHMPOOL_CACHELINE))
 		goto overflow;
-	l->off_bitmap = (off + SHMPOOL_CACHELINE - 1) &
-			~(uint64_t)(SHMPOOL_CACHELINE - 1);
-	/* Small pools give each bitmap word a line of its own: users start
-	 * on different words (initial_hint), and two processes churning
-	 * their own words then never pass a line back and forth.  Large
-	 * pools pack 8 words a line; their users start far apart anyway. */
-	l->bshift = l->nwords <= BITMAP_SPREAD_WORDS ? 3 : 0;
+	l->off_bitmap = off = colour(off, l->off_users, COLOUR_BITMAP);
+	/* Small pools give each bitmap word two lines of its own (its line
+	 * and a gap, see colour()): users start on different words
+	 * (initial_hint), and two processes churning their own words then
+	 * never pass a line back and forth.  Large pools pack 8 words a
+	 * line; their users start far apart anyway. */
+	l->bshift = l->nwords <= BITMAP_SPREAD_WORDS ? 4 : 0;
 	if (align_add(&off, ((uint64_t)l->nwords << l->bshift) * 8,
 		      SHMPOOL_CACHELINE))
 		goto overflow;
-	l->off_owner = (off + SHMPOOL_CACHELINE - 1) &
-		       ~(uint64_t)(SHMPOOL_CACHELINE - 1);
+	l->off_owner = off = colour(off, l->off_users, COLOUR_OWNER);
 	if (align_add(&off, capacity * 4, SHMPOOL_CACHELINE))
 		goto overflow;
 	if (__builtin_mul_overflow(capacity, l->stride, &sz))
 		goto overflow;
-	l->off_data = (off + SHMPOOL_CACHELINE - 1) &
-		      ~(uint64_t)(SHMPOOL_CACHELINE - 1);
+	l->off_data = off = colour(off, l->off_users, COLOUR_DATA);
 	if (align_add(&off, sz, SHMPOOL_CACHELINE))
 		goto overflow;
 	if (align_add(&off, 0, 4096) || off > (uint64_t)SIZE_MAX ||
@@ -627,7 +669,8 @@ static int init_file(int fd, enum shmpool_variant v, const struct layout *l,
 	users = (struct pool_user *)(m + l->off_users);
 	for (uint32_t i = 0; i < l->max_users; i++)
 		atomic_store_explicit(&users[i].hint,
-				      initial_hint(i, l->capacity), RLX);
+				      hint_of_slot(initial_hint(i, l->capacity)),
+				      RLX);
 	CP();
 	/* the bitmap and owners are all zero: every slot free */
 	atomic_store_explicit(&h->magic, SHMPOOL_MAGIC_READY, REL);
@@ -1086,7 +1129,8 @@ static int take_user(struct shmpool *p, uint32_t *uid)
 		 * users, so sums over all records stay right. */
 		atomic_store_explicit(&u->pend_op, OP_NONE, RLX);
 		CP();
-		atomic_store_explicit(&u->hint, initial_hint(i, p->capacity),
+		atomic_store_explicit(&u->hint,
+				      hint_of_slot(initial_hint(i, p->capacity)),
 				      RLX);
 		CP();
 		atomic_store_explicit(&u->pid, (int32_t)getpid(), RLX);
@@ -1162,21 +1206,38 @@ static inline void zero_slot(struct shmpool *p, uint64_t idx)
 }
 
 /*
+ * After the claim CAS of bit @b of word @w: owner, zeroed slot, then the
+ * counter store that completes the claim.  The short record stays,
+ * completed (see pend1_done).  Returns the slot index.
+ */
+static inline uint64_t claim_done(struct shmpool *p, struct tls_ent *t,
+				  uint64_t w, uint64_t b, uint64_t snap)
+{
+	uint64_t idx = w * SLOTS_PER_WORD + b;
+
+	atomic_store_explicit(&p->owner[idx], t->uid + 1, RLX);
+	CP();
+	zero_slot(p, idx);
+	CP();
+	atomic_store_explicit(&t->u->nalloc, snap + 1, REL);
+	CP();
+	return idx;
+}
+
+/*
  * Claim one free slot for user @t.  Loads of the bitmap are seq_cst so that
  * a waiter's rescan is ordered after its waiter-mask RMW (plain loads on
  * x86).  Returns the index or -1 when no word has a claimable bit.
  */
-static int64_t claim_one(struct shmpool *p, struct tls_ent *t)
+static inline int64_t claim_one(struct shmpool *p, struct tls_ent *t)
 {
 	struct pool_user *u = t->u;
 	uint64_t hint = atomic_load_explicit(&u->hint, RLX);
 	uint64_t snap = atomic_load_explicit(&u->nalloc, RLX);
-	uint64_t w0, w, hb;
+	uint64_t w0 = hint >> 6, hb = hint & 63, w;
 
-	if (unlikely(hint >= p->capacity))
-		hint = 0;
-	w0 = word_of(hint);
-	hb = hint % SLOTS_PER_WORD;
+	if (unlikely(w0 >= p->nwords))
+		w0 = hb = 0;
 	w = w0;
 	for (uint64_t n = 0; n < p->nwords; n++) {
 		uint64_t v = atomic_load_explicit(BM(p, w), SC);
@@ -1201,17 +1262,10 @@ static int64_t claim_one(struct shmpool *p, struct tls_ent *t)
 				    BM(p, w), &v, v | bit, SC, SC))
 				continue;
 			CP();
-			idx = w * SLOTS_PER_WORD + b;
-			atomic_store_explicit(&p->owner[idx], t->uid + 1, RLX);
-			CP();
-			zero_slot(p, idx);
-			CP();
-			atomic_store_explicit(&u->nalloc, snap + 1, RLX);
-			CP();
-			atomic_store_explicit(&u->pend_op, OP_NONE, REL);
-			CP();
+			idx = claim_done(p, t, w, b, snap);
 			if (unlikely(w != w0)) {
-				atomic_store_explicit(&u->hint, idx, RLX);
+				atomic_store_explicit(&u->hint,
+						      hint_pos(w, b), RLX);
 				CP();
 			}
 			return (int64_t)idx;
@@ -1223,6 +1277,37 @@ static int64_t claim_one(struct shmpool *p, struct tls_ent *t)
 	atomic_store_explicit(&u->pend_op, OP_NONE, REL);
 	CP();
 	return -1;
+}
+
+/*
+ * The fast path of claim_one(): the first free bit at or after the hint in
+ * the hint's word, one CAS.  Returns -1 without a claim when that is not
+ * enough (no such bit, a lost CAS, a bad hint): claim_one() then scans.  A
+ * lost CAS leaves a pending record that claim_one() replaces or clears.
+ * Straight-line code with no calls, so the compiler saves no registers.
+ */
+static inline int64_t claim_fast(struct shmpool *p, struct tls_ent *t)
+{
+	struct pool_user *u = t->u;
+	uint64_t hint = atomic_load_explicit(&u->hint, RLX);
+	uint64_t snap = atomic_load_explicit(&u->nalloc, RLX);
+	uint64_t w = hint >> 6, v, fr, bit, b;
+
+	if (unlikely(w >= p->nwords))
+		return -1;
+	v = atomic_load_explicit(BM(p, w), SC);
+	fr = ~v & valid_bits(p, w) & (~0ull << (hint & 63));
+	if (unlikely(!fr || (v & WORD_LOCK)))
+		return -1;
+	bit = fr & -fr;
+	b = (uint64_t)__builtin_ctzll(bit);
+	atomic_store_explicit(&u->pend_op, PEND1(OP_ALLOC1, w, b, snap), REL);
+	CP();
+	if (unlikely(!atomic_compare_exchange_strong_explicit(
+		    BM(p, w), &v, v | bit, SC, SC)))
+		return -1;
+	CP();
+	return (int64_t)claim_done(p, t, w, b, snap);
 }
 
 /*
@@ -1335,44 +1420,62 @@ static uint64_t release_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
  * hardware floor's release.
  */
 static inline int release_one(struct shmpool *p, struct tls_ent *t,
-			      uint64_t idx)
+			      uint64_t idx, uint64_t w, uint64_t b)
 {
 	struct pool_user *u = t->u;
-	uint64_t w = word_of(idx);
 	/* "& 63" lets GCC prove the shift in range and match `lock btr` */
-	uint64_t m = 1ull << ((idx % SLOTS_PER_WORD) & 63);
+	uint64_t m = 1ull << (b & 63);
 	uint64_t snap = atomic_load_explicit(&u->nfree, RLX);
 	int was;
 
-	atomic_store_explicit(&u->pend_op,
-			      PEND1(OP_FREE1, w, idx % SLOTS_PER_WORD, snap),
-			      REL);
+	atomic_store_explicit(&u->pend_op, PEND1(OP_FREE1, w, b, snap), REL);
 	CP();
 	atomic_store_explicit(&p->owner[idx], 0, REL);
 	CP();
 	was = (atomic_fetch_and_explicit(BM(p, w), ~m, SC) & m) != 0;
 	CP();
-	atomic_store_explicit(&u->nfree, snap + (uint64_t)was, RLX);
-	CP();
-	atomic_store_explicit(&u->pend_op, OP_NONE, REL);
-	CP();
+	if (likely(was)) {
+		/* completes the free; the record stays, completed */
+		atomic_store_explicit(&u->nfree, snap + 1, REL);
+		CP();
+	} else {
+		/* Nothing was freed (another thread freed the slot since
+		 * own_slot: a double free): the counter does not move, so the
+		 * record must go, or it would read as a free in progress.
+		 * Only a race reaches this line, so it is not a crash point
+		 * (test_crash could never reach it). */
+		atomic_store_explicit(&u->pend_op, OP_NONE, REL);
+	}
 	return was;
 }
+
+static int own_slot_slow(struct shmpool *p, struct tls_ent *t, uint64_t idx,
+			 uint32_t o);
 
 /*
  * Check that @idx is allocated and make user @t its owner (a CAS when it
  * belongs to someone else).  Returns 0 or -1 with ENOENT/EBUSY.
  */
-static int own_slot(struct shmpool *p, struct tls_ent *t, uint64_t idx)
+static inline int own_slot(struct shmpool *p, struct tls_ent *t, uint64_t idx)
 {
 	uint64_t v = atomic_load_explicit(BM(p, word_of(idx)), ACQ);
 	uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
 
-	if (!(v & bit_of(idx)))
+	if (unlikely(!(v & bit_of(idx))))
 		return fail(ENOENT, "slot %llu is not allocated",
 			    (unsigned long long)idx);
 	if (likely(o == t->uid + 1))
 		return 0;
+	return own_slot_slow(p, t, idx, o);
+}
+
+/* own_slot() for a slot of another user: hand-off by CAS on the owner. */
+static __attribute__((noinline)) int own_slot_slow(struct shmpool *p,
+						   struct tls_ent *t,
+						   uint64_t idx, uint32_t o)
+{
+	uint64_t v;
+
 	for (;;) {
 		if (o == 0)
 			return fail(EBUSY, "slot %llu is being allocated or "
@@ -1544,14 +1647,19 @@ static int64_t try_n(struct shmpool *p, struct tls_ent *t, void *arg)
 		errno = EAGAIN;
 		return -1;
 	}
-	w = word_of(atomic_load_explicit(&t->u->hint, RLX) % p->capacity);
+	w = atomic_load_explicit(&t->u->hint, RLX) >> 6;
+	if (w >= p->nwords)
+		w = 0;
 	for (uint64_t k = 0; k < p->nwords && got < r->n; k++) {
 		got += claim_word(p, t, w, r->n - got, r->out + got);
 		if (++w == p->nwords)
 			w = 0;
 	}
 	if (got == r->n) {
-		atomic_store_explicit(&t->u->hint, r->out[got - 1] + 1, RLX);
+		atomic_store_explicit(&t->u->hint,
+				      hint_of_slot((r->out[got - 1] + 1) %
+						   p->capacity),
+				      RLX);
 		CP();
 		return (int64_t)got;
 	}
@@ -1579,7 +1687,8 @@ static int64_t try_n(struct shmpool *p, struct tls_ent *t, void *arg)
 	if (unlikely(!t))                                                      \
 		return -1
 
-SHMPOOL_API int64_t shmpool_alloc(shmpool_t *p, double timeout)
+static __attribute__((noinline)) int64_t alloc_slow(shmpool_t *p,
+						     double timeout)
 {
 	int64_t r;
 
@@ -1589,6 +1698,19 @@ SHMPOOL_API int64_t shmpool_alloc(shmpool_t *p, double timeout)
 	if (likely(r >= 0))
 		return r;
 	return wait_for(p, t, timeout, try_one, NULL);
+}
+
+/* The fast path inline, everything else (first call of a thread, a full
+ * word, contention, waiting) in alloc_slow. */
+SHMPOOL_API int64_t shmpool_alloc(shmpool_t *p, double timeout)
+{
+	if (likely(p && tls_ents[0].serial == p->serial)) {
+		int64_t r = claim_fast(p, &tls_ents[0]);
+
+		if (likely(r >= 0))
+			return r;
+	}
+	return alloc_slow(p, timeout);
 }
 
 SHMPOOL_API int64_t shmpool_try_alloc(shmpool_t *p)
@@ -1619,21 +1741,65 @@ static int check_idx(const struct shmpool *p, uint64_t idx)
 	return 0;
 }
 
-SHMPOOL_API int shmpool_free(shmpool_t *p, uint64_t idx)
+static __attribute__((noinline)) int free_slow(shmpool_t *p, uint64_t idx)
 {
+	uint64_t w, b;
+
 	CHECK_P(p);
 	if (check_idx(p, idx) < 0)
 		return -1;
 	GET_ME(p, t);
+	w = word_of(idx);
+	b = idx - w * SLOTS_PER_WORD;
 	if (own_slot(p, t, idx) < 0)
 		return -1;
-	if (unlikely(!release_one(p, t, idx)))
+	if (unlikely(!release_one(p, t, idx, w, b)))
 		return fail(ENOENT, "slot %llu was freed concurrently",
 			    (unsigned long long)idx);
-	atomic_store_explicit(&t->u->hint, idx, RLX);
+	atomic_store_explicit(&t->u->hint, hint_pos(w, b), RLX);
 	CP();
 	wake_if_waiters(p, 1);
 	return 0;
+}
+
+static __attribute__((noinline)) int free_wake(shmpool_t *p)
+{
+	wake(p, 1);
+	return 0;
+}
+
+static __attribute__((noinline)) int free_lost(uint64_t idx)
+{
+	return fail(ENOENT, "slot %llu was freed concurrently",
+		    (unsigned long long)idx);
+}
+
+/*
+ * The fast path inline: a slot this thread owns.  Anything else (first
+ * call of a thread, a bad index, a slot of another user, errors) goes to
+ * free_slow, which checks everything again: nothing was written yet.
+ */
+SHMPOOL_API int shmpool_free(shmpool_t *p, uint64_t idx)
+{
+	if (likely(p && idx < p->capacity &&
+		   tls_ents[0].serial == p->serial)) {
+		struct tls_ent *t = &tls_ents[0];
+		uint64_t w = word_of(idx), b = idx - w * SLOTS_PER_WORD;
+		uint64_t v = atomic_load_explicit(BM(p, w), ACQ);
+		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
+
+		if (likely(((v >> b) & 1) && o == t->uid + 1)) {
+			if (unlikely(!release_one(p, t, idx, w, b)))
+				return free_lost(idx);
+			atomic_store_explicit(&t->u->hint, hint_pos(w, b),
+					      RLX);
+			CP();
+			if (unlikely(have_waiters(p)))
+				return free_wake(p);
+			return 0;
+		}
+	}
+	return free_slow(p, idx);
 }
 
 SHMPOOL_API int64_t shmpool_free_n(shmpool_t *p, const uint64_t *idx,
@@ -1774,6 +1940,24 @@ static void unlock_word(struct rctx *c, uint64_t w)
 }
 
 /*
+ * The counter a short-form record @op of user @u counts with, and whether
+ * that operation completed: its increment is its last store (release), so
+ * once the counter moved past the record's count, every store of the
+ * operation is visible.
+ */
+static _Atomic uint64_t *pend1_counter(struct pool_user *u, uint64_t op)
+{
+	return PEND_OP(op) == OP_ALLOC1 ? &u->nalloc : &u->nfree;
+}
+
+static int pend1_done(struct pool_user *u, uint64_t op)
+{
+	uint64_t cnt = atomic_load_explicit(pend1_counter(u, op), ACQ);
+
+	return (cnt & CNT_LOW_MASK) != PEND1_CNT(op);
+}
+
+/*
  * Bits of word @w named by the pending op of a live user.  Called with the
  * word locked: a claim that landed before the lock published its pending
  * record before its CAS, so it is seen here (or its owner store is).
@@ -1791,7 +1975,8 @@ static uint64_t live_pending(const struct rctx *c, uint64_t w)
 			continue;
 		op = atomic_load_explicit(&p->users[i].pend_op, ACQ);
 		if (PEND_OP(op) == OP_ALLOC1 || PEND_OP(op) == OP_FREE1) {
-			if (PEND1_WORD(op) == w)
+			if (PEND1_WORD(op) == w &&
+			    !pend1_done(&p->users[i], op))
 				m |= 1ull << PEND1_BIT(op);
 		} else if (PEND_OP(op) != OP_NONE && PEND_WORD(op) == w) {
 			m |= atomic_load_explicit(&p->users[i].pend_mask, ACQ);
@@ -1817,13 +2002,13 @@ static int resolve_pending(struct rctx *c, uint32_t d)
 	if (kind == OP_NONE)
 		return 1;
 	if (kind == OP_ALLOC1 || kind == OP_FREE1) {
-		/* short form: the counter tells whether its increment landed */
-		uint64_t cnt = atomic_load_explicit(
-			kind == OP_ALLOC1 ? &u->nalloc : &u->nfree, RLX);
-
+		/* short form: done once its counter moved on; otherwise the
+		 * counter is still the snapshot */
+		if (pend1_done(u, op))
+			return 1; /* the record may stay: it reads as done */
 		w = PEND1_WORD(op);
 		mask = 1ull << PEND1_BIT(op);
-		snap = (cnt & CNT_LOW_MASK) == PEND1_CNT(op) ? cnt : cnt - 1;
+		snap = atomic_load_explicit(pend1_counter(u, op), RLX);
 		pre = kind == OP_FREE1 ? d + 1 : 0;
 		kind = kind == OP_ALLOC1 ? OP_ALLOC : OP_FREE;
 	} else {

@@ -13,8 +13,10 @@
  * What is modelled.  One bitmap word of NS slots (NS <= 3) plus the
  * word's recovery lock (WORD_LOCK, bit 63 in the code, LOCK here); the
  * owner array; per user the short-form pending record (op, bit, counter
- * snapshot, written by one store in the code, one step here), the counters
- * nalloc and nfree, and a waiter bit in the waiter mask; the futex word
+ * snapshot, written by one store in the code, one step here; it stays in
+ * place after the operation, completed once the counter moved past the
+ * snapshot), the counters nalloc and nfree, and a waiter bit in the waiter
+ * mask; the futex word
  * wake_seq.  NU user processes (NU <= 3) each do ROUNDS times: blocking
  * alloc with an infinite timeout (or, with TMO, a waiter may time out
  * once), then free.  A killer process SIGKILLs up to MAXKILL users at any
@@ -252,8 +254,8 @@ inline claim_one()
 		if
 		:: ok ->
 			owner[b] = u + 1;
-			nalloc[u] = snap + 1;
-			atomic { pend_op[u] = OP_NONE; r = b; b = 0; v = 0;
+			/* completes the claim; the record stays */
+			atomic { nalloc[u] = snap + 1; r = b; b = 0; v = 0;
 				 snap = 0; ok = false; break }
 		:: else -> skip
 		fi
@@ -346,9 +348,10 @@ inline free_slot()
 	hw = (waitmask != 0); /* SB: load before the clear is visible */
 #endif
 	atomic { was = bits & (1 << r); bits = bits & ~(1 << r) }
-	nfree[u] = snap + (was != 0 -> 1 : 0);
+	/* completes the free; the record stays (the code clears it only
+	 * when nothing was freed, which a live holder's free never is) */
 	atomic {
-		pend_op[u] = OP_NONE;
+		nfree[u] = snap + (was != 0 -> 1 : 0);
 		assert(was != 0); /* the free of a live holder succeeds */
 		was = 0; snap = 0; r = NONE
 	}
@@ -408,28 +411,35 @@ end_kill:
  * the same bit must end first) is retried by a later recover_stale().  In
  * the model the retry waits until the pending record of a live user
  * differs from what the last run read in it (what blocked that run was
- * such a record, and it changes when that operation ends); without the
- * gate the recoverer would spin, bumping wake_seq, while waiters churn.
+ * such a record, and it or its counters change when that operation ends);
+ * without the gate the recoverer would spin, bumping wake_seq, while
+ * waiters churn.
  */
-#define PREC(k) (pend_op[k] * 4 + pend_bit[k] + pend_cnt[k] * 32)
+#define PREC(k) (pend_op[k] * 4 + pend_bit[k] + pend_cnt[k] * 32 + \
+		 nalloc[k] * 256 + nfree[k] * 4096)
 #define SNAPSHOT gp0 = PREC(0); gp1 = PREC(1); gp2 = PREC(2); \
 	gq0 = gp0; gq1 = gp1; gq2 = gp2
 #define CHANGED (gp0 != PREC(0) || gp1 != PREC(1) || gp2 != PREC(2) || \
 	gq0 != PREC(0) || gq1 != PREC(1) || gq2 != PREC(2))
 
-/* One read of user k's record by live_pending(); g is the retry gate's
- * copy of what was read. */
+/* One read of user k's record by live_pending(), then one of the counter
+ * that tells whether that operation completed (two loads in the code);
+ * g is the retry gate's copy of what was read. */
 #define LIVE1(k, g) atomic { \
 	if \
 	:: k < NU && !(dset & (1 << k)) && !recovered[k] -> \
-		g = PREC(k); \
-		if \
-		:: pend_op[k] == OP_ALLOC1 || pend_op[k] == OP_FREE1 -> \
-			live = live | (1 << pend_bit[k]) \
-		:: else -> skip \
-		fi \
+		g = PREC(k); lop = pend_op[k]; lbit = pend_bit[k]; \
+		lcnt = pend_cnt[k] \
+	:: else -> lop = OP_NONE \
+	fi }; \
+	atomic { \
+	if \
+	:: (lop == OP_ALLOC1 && nalloc[k] == lcnt) || \
+	   (lop == OP_FREE1 && nfree[k] == lcnt) -> \
+		live = live | (1 << lbit) \
 	:: else -> skip \
-	fi }
+	fi; \
+	lop = 0; lbit = 0; lcnt = 0 }
 
 /* live_pending(): bits named by the pending op of a live user */
 inline live_pending(g0, g1, g2)
@@ -447,9 +457,15 @@ inline resolve_pending(d)
 {
 	if
 	:: op == OP_NONE -> settled = settled | (1 << d)
-	:: else ->
+	:: op != OP_NONE && cnt != pc ->
+		/* completed: the record is cleared, nothing else */
 		atomic {
-			sn = (cnt == pc -> cnt : cnt - 1);
+			pend_op[d] = OP_NONE;
+			settled = settled | (1 << d)
+		}
+	:: op != OP_NONE && cnt == pc ->
+		atomic {
+			sn = cnt;
 			m = 1 << pb;
 			pre = (op == OP_FREE1 -> d + 1 : 0);
 			bits = bits | LOCK; /* lock_word */
@@ -540,6 +556,7 @@ inline sweep()
 active proctype recoverer()
 {
 	byte d, dset, todo, settled, live, op, pb, pc, cnt, sn, m, pre, o, v;
+	byte lop, lbit, lcnt; /* one live user's record, in live_pending */
 	byte b, counted, freed;
 	bool ok, locked_any;
 	byte gp0, gp1, gp2, gq0, gq1, gq2; /* the retry gate */
