@@ -84,6 +84,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -412,6 +414,10 @@ struct layout {
 	uint32_t max_users, nwords, bshift;
 	uint64_t off_waitmask, off_users, off_bitmap, off_owner, off_data,
 		total;
+	/* Bytes mapped and the file size made at creation: total, or total
+	 * rounded up to the huge page on hugetlbfs, which maps, truncates
+	 * and unmaps only whole huge pages.  Set by init_or_check(). */
+	uint64_t map;
 };
 
 static int align_add(uint64_t *off, uint64_t size, uint64_t align)
@@ -593,6 +599,57 @@ static int check_hdr(const struct pool_hdr *h, uint64_t fsize,
 /* Open / create                                                       */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Huge page size of the filesystem holding @fd (hugetlbfs reports its page
+ * size as f_bsize, which also covers mounts of a non-default size), 0 when
+ * it is not hugetlbfs.  Checked on every open, not only with
+ * SHMPOOL_HUGETLB: a pool created on huge pages is opened from its file or
+ * fd by callers who do not know it.
+ */
+static uint64_t huge_page_size(int fd)
+{
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) < 0 ||
+	    (unsigned long)sf.f_type != HUGETLBFS_MAGIC || sf.f_bsize <= 0)
+		return 0;
+	return (uint64_t)sf.f_bsize;
+}
+
+/* The mapping of @l->total bytes on pages of @hpage bytes (0: small). */
+static int size_mapping(struct layout *l, uint64_t hpage)
+{
+	uint64_t map = l->total;
+
+	if (hpage) {
+		map = (l->total + hpage - 1) / hpage * hpage;
+		if (map < l->total || map > (uint64_t)SIZE_MAX ||
+		    map > (uint64_t)INT64_MAX)
+			return fail(EOVERFLOW, "pool of %llu bytes rounded to "
+					       "huge pages does not fit",
+				    (unsigned long long)l->total);
+	}
+	l->map = map;
+	return 0;
+}
+
+/* fail() for a failed mmap of @len bytes; on huge pages, ENOMEM means the
+ * reservation found too few free huge pages: say how to get some. */
+static int fail_mmap(int e, uint64_t len, uint64_t hpage)
+{
+	if (hpage && e == ENOMEM)
+		return fail(ENOMEM,
+			    "not enough free huge pages for a %llu kB pool "
+			    "(%llu x %llu kB): reserve them with `echo N > "
+			    "/proc/sys/vm/nr_hugepages` (see HugePages_Free "
+			    "in /proc/meminfo)",
+			    (unsigned long long)(len >> 10),
+			    (unsigned long long)(len / hpage),
+			    (unsigned long long)(hpage >> 10));
+	return fail(e, "mmap of %llu bytes: %s", (unsigned long long)len,
+		    strerror(e));
+}
+
 static int apply_mempolicy(void *addr, size_t len,
 			   const struct shmpool_options *o)
 {
@@ -634,9 +691,12 @@ static int apply_mempolicy(void *addr, size_t len,
 	return 0;
 }
 
-/* Write a fresh pool into @fd (size 0 or a dead creator's leftovers). */
+/*
+ * Write a fresh pool into @fd (size 0 or a dead creator's leftovers).
+ * @hpage: huge page size when @fd is on hugetlbfs, else 0.
+ */
 static int init_file(int fd, enum shmpool_variant v, const struct layout *l,
-		     const struct shmpool_options *o, int seal)
+		     const struct shmpool_options *o, int seal, uint64_t hpage)
 {
 	uint64_t init = SHMPOOL_MAGIC_INIT;
 	unsigned char *m;
@@ -644,20 +704,30 @@ static int init_file(int fd, enum shmpool_variant v, const struct layout *l,
 	struct pool_user *users;
 
 	/* An INIT magic first: a crash from here on leaves a file that the
-	 * next opener recognises as ours and initialises again. */
-	if (pwrite(fd, &init, sizeof(init), 0) != sizeof(init))
-		return fail(errno ? errno : EIO, "writing pool header: %s",
-			    strerror(errno ? errno : EIO));
-	CP();
-	if (ftruncate(fd, (off_t)l->total) < 0)
+	 * next opener recognises as ours and initialises again.  hugetlbfs
+	 * has no write(): there the magic is stored through the mapping
+	 * below, and a file of whole huge pages whose header is still zero
+	 * counts as half-made too (see init_or_check). */
+	if (!hpage) {
+		if (pwrite(fd, &init, sizeof(init), 0) != sizeof(init))
+			return fail(errno ? errno : EIO,
+				    "writing pool header: %s",
+				    strerror(errno ? errno : EIO));
+		CP();
+	}
+	if (ftruncate(fd, (off_t)l->map) < 0)
 		return fail(errno, "sizing pool file to %llu bytes: %s",
-			    (unsigned long long)l->total, strerror(errno));
+			    (unsigned long long)l->map, strerror(errno));
 	CP();
-	m = mmap(NULL, l->total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	/* On hugetlbfs this mmap reserves the huge pages (ENOMEM when too
+	 * few are free), so the faults below cannot SIGBUS. */
+	m = mmap(NULL, l->map, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED)
-		return fail(errno, "mmap: %s", strerror(errno));
-	if (apply_mempolicy(m, l->total, o) < 0) {
-		munmap(m, l->total);
+		return fail_mmap(errno, l->map, hpage);
+	if (hpage)
+		atomic_store_explicit((_Atomic uint64_t *)m, init, RLX);
+	if (apply_mempolicy(m, l->map, o) < 0) {
+		munmap(m, l->map);
 		return -1;
 	}
 	/* A re-initialised file may hold anything: clear all of it. */
@@ -675,7 +745,7 @@ static int init_file(int fd, enum shmpool_variant v, const struct layout *l,
 	/* the bitmap and owners are all zero: every slot free */
 	atomic_store_explicit(&h->magic, SHMPOOL_MAGIC_READY, REL);
 	CP();
-	munmap(m, l->total);
+	munmap(m, l->map);
 	if (seal && fcntl(fd, F_ADD_SEALS,
 			  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
 		return fail(errno, "sealing memfd: %s", strerror(errno));
@@ -720,12 +790,14 @@ static int open_file(const struct shmpool_options *o, int *created)
  * a ready one against what the caller asked for.
  */
 static int init_or_check(int fd, const struct shmpool_options *o,
-			 struct layout *l, int may_init, int seal)
+			 struct layout *l, int may_init, int seal,
+			 uint64_t hpage)
 {
 	struct stat st;
 	uint64_t magic = 0;
 	struct pool_hdr h;
 	enum shmpool_variant v = o->variant;
+	int half_made;
 
 	if (fstat(fd, &st) < 0)
 		return fail(errno, "fstat: %s", strerror(errno));
@@ -735,7 +807,12 @@ static int init_or_check(int fd, const struct shmpool_options *o,
 	    pread(fd, &magic, sizeof(magic), 0) != sizeof(magic))
 		return fail(errno ? errno : EIO, "reading pool header: %s",
 			    strerror(errno ? errno : EIO));
-	if (st.st_size == 0 || magic == SHMPOOL_MAGIC_INIT) {
+	/* hugetlbfs: a creator that died between sizing the file and storing
+	 * the INIT magic left whole zero pages (nothing else makes a pool
+	 * file there with a zero magic; a zero page holds no data to lose). */
+	half_made = magic == SHMPOOL_MAGIC_INIT ||
+		    (hpage && magic == 0 && st.st_size % (off_t)hpage == 0);
+	if (st.st_size == 0 || half_made) {
 		if (!may_init)
 			return fail(EBADMSG,
 				    st.st_size == 0
@@ -746,9 +823,10 @@ static int init_or_check(int fd, const struct shmpool_options *o,
 			return fail(EINVAL, "creating a pool needs a variant "
 					    "and a capacity");
 		if (compute_layout(l, v, o->capacity, o->elem_size,
-				   o->max_users) < 0)
+				   o->max_users) < 0 ||
+		    size_mapping(l, hpage) < 0)
 			return -1;
-		return init_file(fd, v, l, o, seal);
+		return init_file(fd, v, l, o, seal, hpage);
 	}
 	if (magic != SHMPOOL_MAGIC_READY ||
 	    st.st_size < (off_t)sizeof(struct pool_hdr))
@@ -756,7 +834,10 @@ static int init_or_check(int fd, const struct shmpool_options *o,
 	if (pread(fd, &h, sizeof(h), 0) != sizeof(h))
 		return fail(errno ? errno : EIO, "reading pool header: %s",
 			    strerror(errno ? errno : EIO));
-	if (check_hdr(&h, (uint64_t)st.st_size, l) < 0)
+	/* A file on huge pages is larger than the layout (whole pages):
+	 * check_hdr accepts any size that holds it. */
+	if (check_hdr(&h, (uint64_t)st.st_size, l) < 0 ||
+	    size_mapping(l, hpage) < 0)
 		return -1;
 	if (v != SHMPOOL_ANY && (uint32_t)v != h.variant)
 		return fail(EPROTOTYPE, "pool holds %s slots, not %s",
@@ -796,23 +877,23 @@ static void registry_remove(struct shmpool *p)
 
 static struct shmpool *map_pool(int fd, int lfd, const struct layout *l,
 				const struct shmpool_options *o,
-				const char *path)
+				const char *path, uint64_t hpage)
 {
 	struct shmpool *p = calloc(1, sizeof(*p));
 	unsigned char *m;
 
 	if (!p)
 		return FAILP(ENOMEM, "out of memory");
-	m = mmap(NULL, l->total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	m = mmap(NULL, l->map, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED) {
 		int e = errno;
 
 		free(p);
-		return FAILP(e, "mmap of %llu bytes: %s",
-			     (unsigned long long)l->total, strerror(e));
+		fail_mmap(e, l->map, hpage);
+		return NULL;
 	}
 	if (path && !(p->path = strdup(path))) {
-		munmap(m, l->total);
+		munmap(m, l->map);
 		free(p);
 		return FAILP(ENOMEM, "out of memory");
 	}
@@ -826,7 +907,7 @@ static struct shmpool *map_pool(int fd, int lfd, const struct layout *l,
 	p->nwords = l->nwords;
 	p->bshift = l->bshift;
 	p->nwaitwords = l->max_users / 64;
-	p->map_size = l->total;
+	p->map_size = l->map;
 	p->base = m;
 	p->sh = (struct pool_shared *)(m + OFF_SHARED);
 	p->users = (struct pool_user *)(m + l->off_users);
@@ -857,7 +938,7 @@ static int check_options(const struct shmpool_options *o)
 				    "with SHMPOOL_OPTIONS_INIT");
 	if (o->variant < SHMPOOL_ANY || o->variant > SHMPOOL_STR)
 		return fail(EINVAL, "unknown variant %d", (int)o->variant);
-	if (o->flags & ~(SHMPOOL_EXCL | SHMPOOL_NOCREATE))
+	if (o->flags & ~(SHMPOOL_EXCL | SHMPOOL_NOCREATE | SHMPOOL_HUGETLB))
 		return fail(EINVAL, "unknown flags 0x%x", o->flags);
 	if (o->mempolicy < SHMPOOL_MEM_DEFAULT ||
 	    o->mempolicy > SHMPOOL_MEM_INTERLEAVE)
@@ -889,11 +970,44 @@ static int check_options(const struct shmpool_options *o)
 	return 0;
 }
 
+/*
+ * SHMPOOL_HUGETLB with a path: the directory must be on hugetlbfs, checked
+ * before the file is created so that no other opener ever sees a file that
+ * this call would have to remove again.
+ */
+static int check_huge_dir(const char *path)
+{
+	char *dir = strdup(path), *slash;
+	struct statfs sf;
+	int r;
+
+	if (!dir)
+		return fail(ENOMEM, "out of memory");
+	slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	r = statfs(dir, &sf);
+	if (r < 0)
+		r = fail(errno, "%s: %s", dir, strerror(errno));
+	else if ((unsigned long)sf.f_type != HUGETLBFS_MAGIC)
+		r = fail(EINVAL, "SHMPOOL_HUGETLB: %s is not on a hugetlbfs "
+				 "mount (mount -t hugetlbfs none DIR)",
+			 path);
+	free(dir);
+	return r;
+}
+
 SHMPOOL_API shmpool_t *shmpool_open(const struct shmpool_options *o)
 {
 	struct layout l;
 	int fd = -1, lfd = -1, seal = 0, may_init = 1, created = 0, e;
+	unsigned mfd_flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
 	const char *path = NULL;
+	uint64_t hpage;
 	struct shmpool *p;
 
 	pthread_once(&once, init_once);
@@ -906,6 +1020,8 @@ SHMPOOL_API shmpool_t *shmpool_open(const struct shmpool_options *o)
 		return NULL;
 	switch (o->backing) {
 	case SHMPOOL_BACKING_FILE:
+		if ((o->flags & SHMPOOL_HUGETLB) && check_huge_dir(o->name) < 0)
+			return NULL;
 		fd = open_file(o, &created);
 		if (fd < 0)
 			return NULL;
@@ -914,12 +1030,21 @@ SHMPOOL_API shmpool_t *shmpool_open(const struct shmpool_options *o)
 		break;
 	case SHMPOOL_BACKING_ANON:
 	case SHMPOOL_BACKING_MEMFD:
+		/* ANON too is a memfd (the liveness locks need a file): with
+		 * MFD_HUGETLB it is the same unlinked hugetlbfs file that
+		 * mmap(MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB) makes. */
+		if (o->flags & SHMPOOL_HUGETLB)
+			mfd_flags |= MFD_HUGETLB;
 		fd = memfd_create(o->backing == SHMPOOL_BACKING_MEMFD && o->name
 					  ? o->name
 					  : "shmpool",
-				  MFD_CLOEXEC | MFD_ALLOW_SEALING);
+				  mfd_flags);
 		if (fd < 0)
-			return FAILP(errno, "memfd_create: %s",
+			return FAILP(errno, "memfd_create%s: %s",
+				     (o->flags & SHMPOOL_HUGETLB)
+					     ? " (MFD_HUGETLB: huge pages "
+					       "supported by this kernel?)"
+					     : "",
 				     strerror(errno));
 		seal = 1;
 		break;
@@ -930,6 +1055,15 @@ SHMPOOL_API shmpool_t *shmpool_open(const struct shmpool_options *o)
 				     strerror(errno));
 		may_init = 0;
 		break;
+	}
+	hpage = huge_page_size(fd);
+	if ((o->flags & SHMPOOL_HUGETLB) && !hpage) {
+		e = EINVAL;
+		fail(e, "SHMPOOL_HUGETLB: %s is not on hugetlbfs",
+		     path ? path : "the pool's fd");
+		if (created)
+			unlink(o->name);
+		goto err;
 	}
 	/*
 	 * Locks live on a private open file description that is never
@@ -954,7 +1088,7 @@ SHMPOOL_API shmpool_t *shmpool_open(const struct shmpool_options *o)
 		fail(e, "locking pool file: %s", strerror(e));
 		goto err;
 	}
-	if (init_or_check(fd, o, &l, may_init, seal) < 0) {
+	if (init_or_check(fd, o, &l, may_init, seal, hpage) < 0) {
 		e = errno;
 		/* a file this call created and could not fill goes away */
 		if (created)
@@ -963,7 +1097,7 @@ SHMPOOL_API shmpool_t *shmpool_open(const struct shmpool_options *o)
 		goto err;
 	}
 	unlock_byte(lfd, LOCK_INIT);
-	p = map_pool(fd, lfd, &l, o, path);
+	p = map_pool(fd, lfd, &l, o, path, hpage);
 	if (!p) {
 		e = errno;
 		goto err;

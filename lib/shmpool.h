@@ -113,6 +113,28 @@ enum shmpool_mempolicy {
 /* options.flags */
 #define SHMPOOL_EXCL 0x1u     /* fail with EEXIST if the file exists */
 #define SHMPOOL_NOCREATE 0x2u /* open an existing file only (ENOENT) */
+/*
+ * SHMPOOL_HUGETLB: back the pool with explicit huge pages (hugetlbfs), so
+ * that a large pool needs few TLB entries.
+ *   ANON   an unlinked hugetlbfs file, the memory that mmap(MAP_SHARED |
+ *          MAP_ANONYMOUS | MAP_HUGETLB) gives (the pool needs a file for
+ *          its liveness locks, so it is made with memfd_create(MFD_HUGETLB))
+ *   MEMFD  memfd_create(name, MFD_HUGETLB)
+ *   FILE   the path must be on a hugetlbfs mount, else EINVAL
+ *   FD     the fd must be a hugetlbfs file or hugetlb memfd, else EINVAL
+ * Pages are the system's default huge page size (Hugepagesize in
+ * /proc/meminfo) for ANON and MEMFD, the mount's page size for FILE.  The
+ * file and the mapping are rounded up to whole huge pages: at least one
+ * huge page (2 MiB on x86-64) per pool, reported by shmpool_stats()
+ * mmap_size.  Huge pages are not overcommitted: they must be reserved
+ * beforehand (as root: echo N > /proc/sys/vm/nr_hugepages); when too few
+ * are free, creation fails with ENOMEM and shmpool_errmsg() says so.  The
+ * pages are reserved at creation, so later faults cannot fail (SIGBUS).
+ * Without the flag, pools are opened from hugetlbfs files and fds all the
+ * same (detected with fstatfs), and a pool created on a hugetlbfs path
+ * gets huge pages too.  Nothing changes for alloc, free or any other call.
+ */
+#define SHMPOOL_HUGETLB 0x4u
 
 /** Maximum capacity (slot indexes fit in 32 bits). */
 #define SHMPOOL_MAX_CAPACITY 0xFFFFFFFEull
@@ -136,7 +158,8 @@ struct shmpool_options {
 	uint64_t elem_size;           /* RAW: slot bytes; STR: max_len;
 	                                 typed: 0 (implied) */
 	mode_t mode;                  /* FILE: creation mode, default 0600 */
-	unsigned flags;               /* SHMPOOL_EXCL, SHMPOOL_NOCREATE */
+	unsigned flags;               /* SHMPOOL_EXCL, SHMPOOL_NOCREATE,
+	                                 SHMPOOL_HUGETLB */
 	unsigned max_users;           /* attachment records, default 512 */
 	enum shmpool_mempolicy mempolicy;
 	int numa_node;                /* for BIND and PREFERRED */
@@ -152,7 +175,7 @@ struct shmpool_stats {
 	uint64_t used;       /* slots allocated now */
 	uint64_t available;  /* capacity - used */
 	uint64_t waiters;    /* threads blocked in alloc now */
-	uint64_t mmap_size;  /* bytes mapped */
+	uint64_t mmap_size;  /* bytes mapped (whole huge pages on hugetlbfs) */
 	uint64_t allocs;     /* successful allocations, cumulative */
 	uint64_t frees;      /* frees, cumulative, including recovered slots;
 	                        allocs - frees == used when nothing runs */
@@ -177,15 +200,20 @@ struct shmpool_stats {
  * creation is initialised again.  An existing file must match @opts:
  * variant (unless SHMPOOL_ANY), capacity and elem_size (unless 0).
  *
+ * With SHMPOOL_HUGETLB the pool lives on huge pages (see the flag).
+ *
  * Returns a handle, or NULL with errno:
  *   EINVAL      zero capacity or elem_size/max_len, capacity above
- *               SHMPOOL_MAX_CAPACITY, bad options, or an existing pool
- *               whose capacity or elem_size differs from the request;
+ *               SHMPOOL_MAX_CAPACITY, bad options, an existing pool
+ *               whose capacity or elem_size differs from the request, or
+ *               SHMPOOL_HUGETLB with a path or fd not on hugetlbfs;
  *   EOVERFLOW   the layout does not fit in memory (capacity * elem_size);
  *   EEXIST, ENOENT  SHMPOOL_EXCL / SHMPOOL_NOCREATE;
  *   ELOOP       a symbolic link at the path;
  *   EBADMSG     not a pool, corrupt header, truncated file;
  *   EPROTOTYPE  the file holds another variant;
+ *   ENOMEM      also: SHMPOOL_HUGETLB (or a hugetlbfs path) and too few
+ *               free huge pages (shmpool_errmsg() names nr_hugepages);
  *   or a system error (EACCES, EMFILE, ENOMEM ...).
  * Context: any thread; not async-signal-safe.
  */
