@@ -98,8 +98,9 @@
 		   "mutex, urcu, floor; empty for workloads without the key.")    \
 	X(mode, "Workers as `processes` or `threads` (then user_s, sys_s "  \
 		"and the context switches are per thread, RUSAGE_THREAD).")  \
-	X(hugepages, "Pool memory: off, or thp (MADV_HUGEPAGE advice; the "  \
-		     "kernel may ignore it, see doc/backends.md).")            \
+	X(hugepages, "Pool memory: off; thp (MADV_HUGEPAGE advice; the "    \
+		     "kernel may ignore it); or on (explicit huge pages: "   \
+		     "SHMPOOL_HUGETLB, MAP_HUGETLB).  See doc/backends.md.") \
 	X(prefault, "on: every page of the pool's data was faulted in "      \
 		    "before the start gate.")
 

@@ -26,6 +26,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <mntent.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -155,6 +157,38 @@ static void cpulist_text(const int *cpus, int n, char *buf, size_t len)
 	}
 }
 
+/* Field @key of /proc/meminfo (kB or a count); -1 if absent. */
+static long meminfo(const char *key)
+{
+	char line[256];
+	size_t klen = strlen(key);
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+			v = strtol(line + klen + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* Huge pages the kernel can hand out at all: the reserved pool plus the
+ * surplus it may add; 0 means hugepages = on cannot work. */
+static long huge_pages_reserved(void)
+{
+	long total = meminfo("HugePages_Total"), over = 0;
+	FILE *f = fopen("/proc/sys/vm/nr_overcommit_hugepages", "r");
+	if (f != NULL) {
+		if (fscanf(f, "%ld", &over) != 1)
+			over = 0;
+		fclose(f);
+	}
+	return total < 0 ? 0 : total + over;
+}
+
 int env_check(const struct env *env, const char *file, const struct point *pt)
 {
 	int problems = 0;
@@ -191,6 +225,14 @@ int env_check(const struct env *env, const char *file, const struct point *pt)
 				env->numa_nodes == 1 ? "" : "s");
 			problems++;
 		}
+	}
+	if (strcmp(c->hugepages, "on") == 0 && huge_pages_reserved() <= 0) {
+		o = &pt->where[OPT_ID_hugepages];
+		fprintf(stderr, "%s:%d: key 'hugepages': on needs reserved huge "
+			"pages and none are (HugePages_Total 0, "
+			"nr_overcommit_hugepages 0): as root, echo N > "
+			"/proc/sys/vm/nr_hugepages\n", file, o->line);
+		problems++;
 	}
 	if (strcmp(c->mem, "interleave") == 0 && !env->numa) {
 		o = &pt->where[OPT_ID_mem];
@@ -268,6 +310,8 @@ static void mem_options(struct run *r, void *addr, size_t len)
 	uintptr_t e = ((uintptr_t)addr + len + 4095) & ~(uintptr_t)4095;
 	if (len == 0)
 		return;
+	/* hugepages = on: the memory is on huge pages already (the pool
+	 * and run_shared() made it so); only prefault applies. */
 	if (strcmp(c->hugepages, "thp") == 0) {
 		static bool warned;
 		const char *no = thp_refused();
@@ -297,9 +341,25 @@ static void mem_options(struct run *r, void *addr, size_t len)
 
 int run_shared(struct run *r, size_t size)
 {
-	size = (size + 4095) & ~(size_t)4095;
+	bool huge = strcmp(r->cfg->hugepages, "on") == 0;
+	size_t page = huge ? (size_t)meminfo("Hugepagesize") << 10 : 4096;
+	if (huge && (long)page <= 0) {
+		wl_error(r, "hugepages = on: no Hugepagesize in /proc/meminfo "
+			 "(a kernel without huge pages)");
+		return -1;
+	}
+	/* MAP_HUGETLB maps and unmaps whole huge pages. */
+	size = (size + page - 1) / page * page;
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		       MAP_SHARED | MAP_ANONYMOUS | (huge ? MAP_HUGETLB : 0),
+		       -1, 0);
+	if (p == MAP_FAILED && huge && errno == ENOMEM) {
+		wl_error(r, "hugepages = on: mmap(MAP_HUGETLB) of %zu kB: not "
+			 "enough free huge pages: reserve them with `echo N > "
+			 "/proc/sys/vm/nr_hugepages` (see HugePages_Free in "
+			 "/proc/meminfo)", size >> 10);
+		return -1;
+	}
 	if (p == MAP_FAILED) {
 		wl_error(r, "mmap %zu bytes: %s", size, strerror(errno));
 		return -1;
@@ -311,7 +371,28 @@ int run_shared(struct run *r, size_t size)
 	return 0;
 }
 
-static char pool_path[64];
+static char pool_path[PATH_MAX];
+
+/* The first hugetlbfs mount (its default page size or not), for
+ * backing = file with hugepages = on; NULL if there is none. */
+static const char *hugetlbfs_mount(void)
+{
+	static char dir[PATH_MAX - 64];
+	struct mntent *m;
+	FILE *f = setmntent("/proc/mounts", "r");
+	if (f == NULL)
+		return NULL;
+	dir[0] = '\0';
+	while ((m = getmntent(f)) != NULL)
+		if (strcmp(m->mnt_type, "hugetlbfs") == 0 &&
+		    access(m->mnt_dir, W_OK) == 0 &&
+		    strlen(m->mnt_dir) < sizeof(dir)) {
+			strcpy(dir, m->mnt_dir);
+			break;
+		}
+	endmntent(f);
+	return dir[0] ? dir : NULL;
+}
 
 int wl_make_pool(struct run *r, enum shmpool_variant variant,
 		 uint64_t capacity, uint64_t elem_size)
@@ -330,13 +411,24 @@ int wl_make_pool(struct run *r, enum shmpool_variant variant,
 		o.backing = SHMPOOL_BACKING_MEMFD;
 		o.name = "stress";
 	} else if (strcmp(c->backing, "file") == 0) {
-		snprintf(pool_path, sizeof(pool_path),
-			 "/dev/shm/stress-%ld.pool", (long)getpid());
+		const char *dir = "/dev/shm";
+		if (strcmp(c->hugepages, "on") == 0 &&
+		    (dir = hugetlbfs_mount()) == NULL) {
+			wl_error(r, "hugepages = on with backing = file needs a "
+				 "hugetlbfs mount, and /proc/mounts lists none "
+				 "(as root: mount -t hugetlbfs none "
+				 "/dev/hugepages)");
+			return -1;
+		}
+		snprintf(pool_path, sizeof(pool_path), "%s/stress-%ld.pool",
+			 dir, (long)getpid());
 		o.backing = SHMPOOL_BACKING_FILE;
 		o.name = pool_path;
 		o.flags = SHMPOOL_EXCL;
 		unlink(pool_path);
 	}
+	if (strcmp(c->hugepages, "on") == 0)
+		o.flags |= SHMPOOL_HUGETLB;
 	if (strcmp(c->mem, "interleave") == 0) {
 		o.mempolicy = SHMPOOL_MEM_INTERLEAVE;
 	} else if (strncmp(c->mem, "node:", 5) == 0) {

@@ -3,8 +3,10 @@
 # matrix of scenarios/compare.ini; a short run of every backend in both
 # modes exits 0 with ops > 0 and every slot back (the verify step); a
 # leaked slot fails the verify step of every backend; the combinations
-# that cannot work are scenario errors with exact messages.  Prints TAP.
-# A few seconds; no timing is asserted.
+# that cannot work are scenario errors with exact messages; hugepages = on
+# is refused while no huge page is reserved and, as root with a few pages
+# added to /proc/sys/vm/nr_hugepages (taken away again on exit), runs every
+# backend.  Prints TAP.  A few seconds; no timing is asserted.
 set -u
 top_srcdir=${top_srcdir:-.}
 top_builddir=${top_builddir:-.}
@@ -13,7 +15,18 @@ cd "$top_srcdir" || exit 1
 data=tests/data/scenarios
 tmp=${TMPDIR:-/tmp}/stress_backends.$$
 mkdir -p "$tmp" || exit 1
-trap 'rm -rf "$tmp"' EXIT
+nr=/proc/sys/vm/nr_hugepages
+added=0 # huge pages this script added to $nr
+# Take back what this script added, whatever happened meanwhile.
+release_pages() {
+	if [ "$added" -gt 0 ]; then
+		cur=$(cat "$nr")
+		echo $((cur > added ? cur - added : 0)) >"$nr"
+		added=0
+	fi
+}
+trap 'release_pages; rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM
 
 n=0
 fail=0
@@ -27,7 +40,7 @@ col() {
 		{ print $k }' "$1"
 }
 
-echo "1..8"
+echo "1..10"
 
 # Built with liburcu?  Then a urcu point in thread mode is valid.
 printf '[alloc_free]\nmode = threads\nbackend = urcu\n' >"$tmp/urcu.ini"
@@ -181,4 +194,88 @@ else
 	sed 's/^/# /' "$tmp/err"
 	not_ok "every workload runs as threads (got $rc)"
 fi
+
+# 9-10. hugepages = on.  nr_hugepages is global: hold the lock that
+# tests/test_hugetlb holds for its whole run, so neither sees the other's
+# pages (flock(1) is util-linux; without it the run is unserialised).
+meminfo() { sed -n "s/^$1:[[:space:]]*\([0-9]*\).*/\1/p" /proc/meminfo; }
+lockf=/tmp/.shmpool-nr_hugepages.lock
+# (a failed redirection on exec would end the script: try it first)
+if (: >>"$lockf") 2>/dev/null && command -v flock >/dev/null 2>&1; then
+	exec 9>>"$lockf"
+	flock -w 200 9
+fi
+printf '[alloc_free]\nhugepages = on\n' >"$tmp/huge-check.ini"
+if [ -z "$(meminfo Hugepagesize)" ]; then
+	skip "hugepages = on refused while no huge page is reserved" \
+		"kernel without huge pages"
+elif [ "$(meminfo HugePages_Total)" != 0 ] ||
+     [ "$(cat /proc/sys/vm/nr_overcommit_hugepages)" != 0 ]; then
+	skip "hugepages = on refused while no huge page is reserved" \
+		"huge pages are reserved on this machine ($nr = $(cat "$nr"))"
+else
+	"$stress" --check "$tmp/huge-check.ini" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ "$rc" = 3 ] && [ ! -s "$tmp/out" ] &&
+	   grep -q "huge-check.ini:2: key 'hugepages': on needs reserved huge pages.*echo N > /proc/sys/vm/nr_hugepages" "$tmp/err"; then
+		ok "hugepages = on refused while no huge page is reserved (exit 3)"
+	else
+		sed 's/^/# /' "$tmp/err"
+		not_ok "hugepages = on refused while no huge page is reserved (got $rc)"
+	fi
+fi
+
+# Every backend on explicit huge pages: the pool (SHMPOOL_HUGETLB) and the
+# alternatives' shared memory (MAP_HUGETLB), one huge page each at least.
+want_pages=8
+reason=
+if [ -z "$(meminfo Hugepagesize)" ]; then
+	reason="kernel without huge pages"
+elif [ "$(id -u)" != 0 ]; then
+	reason="not root: cannot reserve huge pages in $nr"
+else
+	cur=$(cat "$nr")
+	if echo $((cur + want_pages)) 2>"$tmp/err" >"$nr"; then
+		added=$(($(cat "$nr") - cur))
+		[ "$added" -lt 0 ] && added=0
+		free=$(($(meminfo HugePages_Free) - $(meminfo HugePages_Rsvd)))
+		[ "$free" -lt 4 ] &&
+			reason="the kernel gave $added of $want_pages huge pages asked for ($free free)"
+	else
+		reason="cannot write $nr: $(cat "$tmp/err")"
+	fi
+fi
+cat >"$tmp/huge.ini" <<'EOF'
+[global]
+workload = alloc_free
+hugepages = on
+workers = 2
+warmup = 0
+duration = 100ms
+[processes]
+backend = shmpool, mutex, floor
+backing = anon, memfd
+[threads]
+mode = threads
+backend = shmpool, urcu
+EOF
+[ "$have_urcu" = no ] && sed -i 's/, urcu//' "$tmp/huge.ini"
+if [ -n "$reason" ]; then
+	skip "hugepages = on: every backend runs on huge pages" "$reason"
+else
+	"$stress" -q --no-plot -o "$tmp/h.csv" "$tmp/huge.ini" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	col "$tmp/h.csv" status >"$tmp/hs"
+	col "$tmp/h.csv" hugepages >"$tmp/hh"
+	rows=$(wc -l <"$tmp/hs")
+	if [ "$rc" = 0 ] && [ "$(sort -u "$tmp/hs")" = ok ] &&
+	   [ "$(sort -u "$tmp/hh")" = on ] && [ "$rows" -ge 6 ]; then
+		ok "hugepages = on: every backend runs on huge pages ($rows runs)"
+	else
+		sed 's/^/# /' "$tmp/err"
+		not_ok "hugepages = on: every backend runs (got $rc, $rows rows)"
+	fi
+fi
+release_pages
+exec 9>&-
 exit $fail
