@@ -640,37 +640,38 @@ processes, reaches nobody else.
 
 =head1 PERFORMANCE
 
-The figures of the original's BENCHMARKS rows measured with
-F<bench/bench.pl> (C<perl -Mblib bench/bench.pl>) on the machine where this
-module is developed: 2 vCPUs (AMD EPYC, virtual machine), perl 5.36.  The
-original's published figures, from another machine with Perl 5.40, are
-beside them.
+The original's BENCHMARKS rows measured with F<bench/bench.pl>
+(C<perl -Mblib bench/bench.pl>, the median of three runs) on the machine
+where this module is developed: 2 vCPUs (AMD EPYC, virtual machine), perl
+5.36.  The original's published figures, from another machine with Perl
+5.40, are beside them.
 
     Single process (1M ops)          here        original
-      I64 alloc + free               9.4M/s      3.3M/s
-      I64 get/set                   22.7M/s     ~10M/s
-      I64 add/incr                  25.2M/s     ~10M/s
-      I64 cas                       16.3M/s      9.8M/s
-      Str set (48B)                 22.4M/s     ~10M/s
-      Str get (48B)                 14.3M/s      7.5M/s
-      alloc_set + free               9.3M/s      1.9M/s
+      I64 alloc + free              11.1M/s      3.3M/s
+      I64 get/set                   23.6M/s     ~10M/s
+      I64 add/incr                  28.1M/s     ~10M/s
+      I64 cas                       18.2M/s      9.8M/s
+      Str set (48B)                 24.7M/s     ~10M/s
+      Str get (48B)                 15.6M/s      7.5M/s
+      alloc_set + free              10.3M/s      1.9M/s
 
     Multi-process (8 workers, 200K ops each, cap=64; 2 CPUs here)
-      I64 alloc/free                 6.6M/s      4.7M/s
-      I64 alloc/set/get/free         3.6M/s      5.1M/s
-      I64 atomic add (one slot)     17.0M/s     22.9M/s
-      Str alloc/set/get/free         2.3M/s      4.9M/s
+      I64 alloc/free                11.5M/s      4.7M/s
+      I64 alloc/set/get/free         5.7M/s      5.1M/s
+      I64 atomic add (one slot)     24.0M/s     22.9M/s
+      Str alloc/set/get/free         5.2M/s      4.9M/s
 
     Batch (alloc_n + free_n, batches/s)
-      batch=1                        3.3M/s     ~2.3M/s
-      batch=16                       2.2M/s     ~400K/s
-        (16 single allocs + frees)   507K/s     ~200K/s
-      batch=64                       838K/s     ~110K/s
-        (64 single allocs + frees)   141K/s      ~50K/s
+      batch=1                        5.7M/s     ~2.3M/s
+      batch=16                       2.3M/s     ~400K/s
+        (16 single allocs + frees)   535K/s     ~200K/s
+      batch=64                       830K/s     ~110K/s
+        (64 single allocs + frees)   143K/s      ~50K/s
 
-With 8 workers on 2 CPUs, the workers take turns; the multi-process rows
-measure that machine, not the pool.  In one process the cost is mostly
-perl's method call: an alloc plus a free takes about 25 ns in C (F<doc/performance.md>).
+With 8 workers on 2 CPUs the workers take turns, so the multi-process
+rows say more about this machine than about the pool.  In one process the
+cost is mostly perl's method call: an alloc plus a free takes about 25 ns
+in C (F<doc/performance.md>).
 
 =over
 
