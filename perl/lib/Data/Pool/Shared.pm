@@ -642,7 +642,7 @@ processes, reaches nobody else.
 
 The original's BENCHMARKS rows measured with F<bench/bench.pl>
 (C<perl -Mblib bench/bench.pl>, the median of three runs) on the machine
-where this module is developed: 2 vCPUs (AMD EPYC, virtual machine), perl
+where this module is developed: 2 vCPUs (Intel Xeon, virtual machine), perl
 5.36.  The original's published figures, from another machine with Perl
 5.40, are beside them.
 
@@ -670,7 +670,7 @@ where this module is developed: 2 vCPUs (AMD EPYC, virtual machine), perl
 
 With 8 workers on 2 CPUs the workers take turns, so the multi-process
 rows say more about this machine than about the pool.  In one process the
-cost is mostly perl's method call: an alloc plus a free takes about 25 ns
+cost is mostly perl's method call: an alloc plus a free takes about 22 ns
 in C (F<doc/performance.md>).
 
 =over
