@@ -2505,6 +2505,37 @@ static inline unsigned char *typed_slot(struct shmpool *p, uint64_t idx,
 	return live_slot(p, idx);
 }
 
+/*
+ * typed_slot() for the typed atomics: the checks inline and straight, with
+ * no side effect, NULL when one fails; the caller then returns
+ * slot_error(), a tail call, so the common case saves no registers.  Under
+ * contention on one slot every instruction between two RMWs of its line
+ * lets the other CPU take the line.
+ */
+static inline unsigned char *typed_slot_fast(struct shmpool *p, uint64_t idx,
+					     enum shmpool_variant v)
+{
+	if (likely(p && p->variant == v && idx < p->capacity)) {
+		uint64_t w = word_of(idx);
+
+		if (likely((atomic_load_explicit(BM(p, w), ACQ) >>
+			    (idx - w * SLOTS_PER_WORD)) & 1))
+			return slot_addr(p, idx);
+	}
+	return NULL;
+}
+
+/* The error of a failed typed_slot_fast(): the slot was free when checked
+ * even if it has been allocated since. */
+static __attribute__((noinline, cold)) int
+slot_error(struct shmpool *p, uint64_t idx, enum shmpool_variant v)
+{
+	if (typed_slot(p, idx, v))
+		return fail(ENOENT, "slot %llu is not allocated",
+			    (unsigned long long)idx);
+	return -1;
+}
+
 SHMPOOL_API int64_t shmpool_get(shmpool_t *p, uint64_t idx, void *buf,
 				size_t len)
 {
@@ -2559,9 +2590,9 @@ SHMPOOL_API int64_t shmpool_set_trunc(shmpool_t *p, uint64_t idx,
 	SHMPOOL_API int shmpool_##name##_get(shmpool_t *p, uint64_t idx,      \
 					     T *out)                          \
 	{                                                                      \
-		_Atomic T *a = (_Atomic T *)typed_slot(p, idx, V);            \
-		if (!a)                                                        \
-			return -1;                                             \
+		_Atomic T *a = (_Atomic T *)typed_slot_fast(p, idx, V);       \
+		if (unlikely(!a))                                              \
+			return slot_error(p, idx, V);                          \
 		if (!out)                                                      \
 			return fail(EINVAL, "get: output is NULL");            \
 		*out = atomic_load(a);                                         \
@@ -2569,18 +2600,18 @@ SHMPOOL_API int64_t shmpool_set_trunc(shmpool_t *p, uint64_t idx,
 	}                                                                      \
 	SHMPOOL_API int shmpool_##name##_set(shmpool_t *p, uint64_t idx, T v) \
 	{                                                                      \
-		_Atomic T *a = (_Atomic T *)typed_slot(p, idx, V);            \
-		if (!a)                                                        \
-			return -1;                                             \
+		_Atomic T *a = (_Atomic T *)typed_slot_fast(p, idx, V);       \
+		if (unlikely(!a))                                              \
+			return slot_error(p, idx, V);                          \
 		atomic_store(a, v);                                            \
 		return 0;                                                      \
 	}                                                                      \
 	SHMPOOL_API int shmpool_##name##_cmpxchg(                              \
 		shmpool_t *p, uint64_t idx, T expect, T desired, T *old)       \
 	{                                                                      \
-		_Atomic T *a = (_Atomic T *)typed_slot(p, idx, V);            \
-		if (!a)                                                        \
-			return -1;                                             \
+		_Atomic T *a = (_Atomic T *)typed_slot_fast(p, idx, V);       \
+		if (unlikely(!a))                                              \
+			return slot_error(p, idx, V);                          \
 		atomic_compare_exchange_strong(a, &expect, desired);          \
 		if (old)                                                       \
 			*old = expect;                                         \
@@ -2589,18 +2620,18 @@ SHMPOOL_API int64_t shmpool_set_trunc(shmpool_t *p, uint64_t idx,
 	SHMPOOL_API int shmpool_##name##_cas(shmpool_t *p, uint64_t idx,      \
 					     T expect, T desired)             \
 	{                                                                      \
-		_Atomic T *a = (_Atomic T *)typed_slot(p, idx, V);            \
-		if (!a)                                                        \
-			return -1;                                             \
+		_Atomic T *a = (_Atomic T *)typed_slot_fast(p, idx, V);       \
+		if (unlikely(!a))                                              \
+			return slot_error(p, idx, V);                          \
 		return atomic_compare_exchange_strong(a, &expect, desired);   \
 	}                                                                      \
 	SHMPOOL_API int shmpool_##name##_xchg(shmpool_t *p, uint64_t idx,     \
 					      T v, T *old)                    \
 	{                                                                      \
-		_Atomic T *a = (_Atomic T *)typed_slot(p, idx, V);            \
+		_Atomic T *a = (_Atomic T *)typed_slot_fast(p, idx, V);       \
 		T o;                                                           \
-		if (!a)                                                        \
-			return -1;                                             \
+		if (unlikely(!a))                                              \
+			return slot_error(p, idx, V);                          \
 		o = atomic_exchange(a, v);                                     \
 		if (old)                                                       \
 			*old = o;                                              \
@@ -2609,10 +2640,10 @@ SHMPOOL_API int64_t shmpool_set_trunc(shmpool_t *p, uint64_t idx,
 	SHMPOOL_API int shmpool_##name##_add(shmpool_t *p, uint64_t idx,      \
 					     T delta, T *out)                 \
 	{                                                                      \
-		_Atomic T *a = (_Atomic T *)typed_slot(p, idx, V);            \
+		_Atomic T *a = (_Atomic T *)typed_slot_fast(p, idx, V);       \
 		T o;                                                           \
-		if (!a)                                                        \
-			return -1;                                             \
+		if (unlikely(!a))                                              \
+			return slot_error(p, idx, V);                          \
 		/* two's complement wrap, done on the unsigned type */         \
 		o = atomic_fetch_add(a, delta);                                \
 		if (out)                                                       \
