@@ -160,6 +160,9 @@ struct shmpool {
 	int efd;
 	int efd_owned;
 
+	_Atomic uint32_t idle_wakes; /* FUTEX_WAKEs in a row that woke
+					nobody (see IDLE_WAKES) */
+
 	pthread_mutex_t mu; /* guards the fields below */
 	struct handle_user *hu;
 	uint32_t nhu, cap_hu;

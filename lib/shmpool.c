@@ -61,7 +61,8 @@
  * succeeds or times out passes a wake on if others wait and slots remain,
  * so a wake-up is never swallowed by a waiter that stops waiting.  A waiter
  * killed in its sleep leaves only its mask bit, which costs frees one
- * FUTEX_WAKE each until recover_stale clears it.
+ * FUTEX_WAKE each until recover_stale clears it, or until IDLE_WAKES wakes
+ * in a row found nobody and the freer clears the bits of dead users.
  *
  * Limits: capacity <= 2^32 - 2; users <= 65536; a thread that never frees
  * keeps its user record until its process exits.
@@ -331,11 +332,30 @@ static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val,
 	return syscall(SYS_futex, (uint32_t *)uaddr, op, val, ts, NULL, val3);
 }
 
+static void clear_dead_waiters(struct shmpool *p);
+
+/*
+ * A FUTEX_WAKE that finds nobody asleep is normal now and then (a waiter
+ * between setting its bit and sleeping), but many in a row mean a bit of
+ * a waiter that was killed in its sleep: every free would pay a syscall
+ * for it until the next recover_stale.  After this many, look for such
+ * bits and clear them.
+ */
+#define IDLE_WAKES 16u
+
 static void wake(struct shmpool *p, int n)
 {
 	atomic_fetch_add_explicit(&p->sh->wake_seq, 1, SC);
 	CP();
-	futex(&p->sh->wake_seq, FUTEX_WAKE, (uint32_t)n, NULL, 0);
+	if (futex(&p->sh->wake_seq, FUTEX_WAKE, (uint32_t)n, NULL, 0) != 0) {
+		atomic_store_explicit(&p->idle_wakes, 0, RLX);
+		return;
+	}
+	if (atomic_fetch_add_explicit(&p->idle_wakes, 1, RLX) + 1 >=
+	    IDLE_WAKES) {
+		atomic_store_explicit(&p->idle_wakes, 0, RLX);
+		clear_dead_waiters(p);
+	}
 }
 
 /*
@@ -1217,6 +1237,37 @@ static uint32_t user_hwm(const struct shmpool *p)
 	uint32_t n = atomic_load_explicit(&p->sh->user_hwm, ACQ);
 
 	return n > p->max_users ? p->max_users : n;
+}
+
+/*
+ * Clear the waiter bits of dead users (see IDLE_WAKES).  A user is dead
+ * when its lock byte can be taken, as in recovery; holding the byte while
+ * clearing the bit keeps the record from being reused meanwhile, so a
+ * live waiter's bit is never touched (a live waiter's process holds its
+ * byte; this handle's own users are skipped, since taking a byte this
+ * description holds would succeed).  Only the bit is cleared: the dead
+ * user's slots wait for recover_stale.  Not a crash point: a death here
+ * leaves nothing but the lock, which the kernel releases.
+ */
+static __attribute__((noinline, cold)) void
+clear_dead_waiters(struct shmpool *p)
+{
+	uint32_t hwm;
+
+	if (pthread_mutex_trylock(&p->mu) != 0)
+		return; /* a recovery of ours runs: it clears them */
+	hwm = p->lfd >= 0 ? user_hwm(p) : 0;
+	for (uint32_t u = 0; u < hwm; u++) {
+		uint64_t bit = 1ull << (u % 64);
+
+		if (!(atomic_load_explicit(&p->waitmask[u / 64], SC) & bit) ||
+		    handle_owns(p, u) ||
+		    lock_byte(p->lfd, LOCK_USERS + u, 0) < 0)
+			continue;
+		atomic_fetch_and_explicit(&p->waitmask[u / 64], ~bit, SC);
+		unlock_byte(p->lfd, LOCK_USERS + u);
+	}
+	pthread_mutex_unlock(&p->mu);
 }
 
 /* Take a user record for the calling thread.  Called with p->mu held. */

@@ -37,6 +37,7 @@ cases=(
 	"BROKEN=1 (freer reads the waiter mask before its clear) loses a wake-up|-DNU=3 -DNS=1 -DMAXKILL=0 -DBROKEN=1 $fixes|fail"
 	"BROKEN=2 (waiter sleeps without a rescan) loses a wake-up|-DNU=3 -DNS=1 -DMAXKILL=0 -DBROKEN=2 $fixes|fail"
 	"BROKEN=3 (recovery ignores live pending ops) frees a live slot|-DNU=2 -DNS=1 -DMAXKILL=1 -DBROKEN=3 $fixes|fail"
+	"BROKEN=4 (idle-wake cleanup clears a live waiter's bit) loses a wake-up|-DNU=3 -DNS=1 -DMAXKILL=0 -DBROKEN=4 $fixes|fail"
 	"FIXWAKE=0 (recovery before 2106913: no wake for a dead freer) loses a wake-up|-DNU=2 -DNS=1 -DMAXKILL=1 -DFIXWAKE=0 $fixes|fail"
 )
 

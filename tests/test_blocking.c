@@ -529,17 +529,41 @@ static void test_waiters_stat(void **state)
 	shmpool_close(p);
 }
 
-static void test_waiter_killed(void **state)
+/* A pool of one slot, held by us (*@slot), and a waiter SIGKILLed in its
+ * sleep on it. */
+static shmpool_t *pool_with_dead_waiter(int64_t *slot)
 {
-	(void)state;
 	shmpool_t *p = assert_pool(shmpool_new(NULL, 1, 8));
-	int64_t i = assert_ok(shmpool_alloc(p, 0));
+
+	*slot = assert_ok(shmpool_alloc(p, 0));
 	pid_t pid = tu_fork(child_block_forever, p, 30);
 	if (!wait_waiters(p, 1, 10))
 		fail_msg("no waiter seen");
 	kill(pid, SIGKILL);
-	int st = tu_wait(pid, 10);
-	assert_true(WIFSIGNALED(st));
+	assert_true(WIFSIGNALED(tu_wait(pid, 10)));
+	assert_int_equal(tu_stats(p).waiters, 1);
+	return p;
+}
+
+/* After a dead waiter: a new waiter on @p is woken by the free of the
+ * slot @i we hold; then @p is closed. */
+static void live_waiter_woken(shmpool_t *p, int64_t i)
+{
+	pid_t pid = tu_fork(child_block_forever, p, 30);
+
+	if (!wait_waiters(p, 1, 10))
+		fail_msg("no second waiter seen");
+	assert_int_equal(shmpool_free(p, (uint64_t)i), 0);
+	tu_wait_ok(pid, WAKE_BOUND);
+	assert_int_equal(shmpool_used(p), 0);
+	shmpool_close(p);
+}
+
+static void test_waiter_killed(void **state)
+{
+	(void)state;
+	int64_t i;
+	shmpool_t *p = pool_with_dead_waiter(&i);
 	/* The dead waiter held no slot; after recovery nothing of it is
 	 * left: no waiter counted, no slot lost. */
 	assert_int_equal(shmpool_recover_stale(p), 0);
@@ -548,14 +572,30 @@ static void test_waiter_killed(void **state)
 	assert_int_equal(s.used, 1);
 	assert_int_equal(shmpool_owner(p, (uint64_t)i), getpid());
 
-	/* The wake-up machinery still works. */
-	pid = tu_fork(child_block_forever, p, 30);
-	if (!wait_waiters(p, 1, 10))
-		fail_msg("no second waiter seen");
-	assert_int_equal(shmpool_free(p, (uint64_t)i), 0);
-	tu_wait_ok(pid, WAKE_BOUND);
-	assert_int_equal(shmpool_used(p), 0);
-	shmpool_close(p);
+	live_waiter_woken(p, i);
+}
+
+/*
+ * Without any recovery, frees clear the bit of a waiter killed in its
+ * sleep once their FUTEX_WAKEs keep finding nobody (IDLE_WAKES in the
+ * library, 16): after that a free makes no syscall for it.
+ */
+static void test_dead_waiter_bit_cleared_by_frees(void **state)
+{
+	(void)state;
+	int64_t i;
+	shmpool_t *p = pool_with_dead_waiter(&i);
+
+	for (int k = 0; k < 32; k++) {
+		assert_int_equal(shmpool_free(p, (uint64_t)i), 0);
+		i = assert_ok(shmpool_alloc(p, 0));
+	}
+	struct shmpool_stats s = tu_stats(p);
+	assert_int_equal(s.waiters, 0);
+	assert_int_equal(s.used, 1);
+	assert_int_equal(s.recoveries, 0); /* no recovery ran */
+
+	live_waiter_woken(p, i);
 }
 
 static int child_take_all_and_die(void *arg)
@@ -791,6 +831,7 @@ int main(void)
 		T(test_frees_wake_each),
 		T(test_waiters_stat),
 		T(test_waiter_killed),
+		T(test_dead_waiter_bit_cleared_by_frees),
 		T(test_recover_wakes_waiter),
 		T(test_signals),
 		T(test_thread_waiter),

@@ -2,7 +2,8 @@
  * shmpool.pml - a Promela model of libshmpool's claim, free, blocking-wait,
  * wake and crash-recovery protocols, as implemented in lib/shmpool.c
  * (claim_one, release_one, shmpool_free, wait_for, pass_on, wake,
- * resolve_pending, live_pending, sweep_word, shmpool_recover_stale).
+ * resolve_pending, live_pending, sweep_word, shmpool_recover_stale,
+ * clear_dead_waiters).
  * Checked by tests/model.sh:
  *
  *   spin -a [-DNU=2 -DNS=1 -DMAXKILL=1 ...] tests/model/shmpool.pml
@@ -86,6 +87,8 @@
  *             wake_seq: lost wake-up, must fail;
  *   BROKEN=3  recovery ignores live users' pending ops (no live_pending
  *             check): a live user's slot is freed under it, must fail;
+ *   BROKEN=4  the idle-wake cleanup clears live users' waiter bits (no
+ *             lock-byte check): lost wake-up, must fail;
  *   FIXLIVE=0 recovery as it was before the fix this model called for
  *             (now in lib/shmpool.c, and the default): the crash
  *             configurations fail;
@@ -399,6 +402,31 @@ end_kill:
 	:: KILL(0)
 	:: KILL(1)
 	:: KILL(2)
+	od
+}
+
+/* ---- clear_dead_waiters --------------------------------------------------- */
+
+/*
+ * A freer whose wakes keep finding nobody clears the waiter bit of a dead
+ * user, holding that user's lock byte (so only while no recovery holds it,
+ * modelled as: not yet recovered).  Any time, any dead user.
+ */
+#if BROKEN != 4
+#define HEAL(k) atomic { k < NU && killed[k] && !recovered[k] && \
+	(waitmask & (1 << k)) -> waitmask = waitmask & ~(1 << k) }
+#else
+#define HEAL(k) atomic { k < NU && !killed[k] && \
+	(waitmask & (1 << k)) -> waitmask = waitmask & ~(1 << k) }
+#endif
+
+active proctype healer()
+{
+end_heal:
+	do
+	:: HEAL(0)
+	:: HEAL(1)
+	:: HEAL(2)
 	od
 }
 
