@@ -29,6 +29,13 @@
  * (its line, and a gap that keeps words off the users' page colours). */
 #define BITMAP_SPREAD_WORDS 64u
 
+/* Lock bytes of the pool file (open file description locks), far beyond
+ * any file size: locks need no file data. */
+#define LOCK_BASE ((off_t)1 << 52)
+#define LOCK_RECOVERY (LOCK_BASE + 0) /* held while a recovery runs */
+#define LOCK_INIT (LOCK_BASE + 1)     /* held while a creator initialises */
+#define LOCK_USERS (LOCK_BASE + 64)   /* + user index: the user is alive */
+
 /* User (attachment record) states. */
 #define USER_FREE 0u
 #define USER_USED 1u

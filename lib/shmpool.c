@@ -109,11 +109,6 @@ void shmpool__crash_point(unsigned n, int line);
 #define CP() ((void)0)
 #endif
 
-/* Lock bytes, far beyond any file size (locks need no file data). */
-#define LOCK_BASE ((off_t)1 << 52)
-#define LOCK_RECOVERY (LOCK_BASE + 0)
-#define LOCK_INIT (LOCK_BASE + 1)
-#define LOCK_USERS (LOCK_BASE + 64)
 
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire
@@ -1778,11 +1773,48 @@ static int64_t wait_for(struct shmpool *p, struct tls_ent *t, double timeout,
 	return r;
 }
 
+/*
+ * A word locked by a recovery that died stays locked until the next
+ * recovery, and its free slots cannot be claimed meanwhile.  Called when a
+ * claim found no slot: if a locked word has free bits and no recovery is
+ * running (the recovery lock byte can be taken), release the word locks.
+ * That is safe because a word lock matters only while its recovery looks
+ * at the word; the dead recovery's pending record stays for the next
+ * recover_stale, which locks the word again before it looks.  Returns 1
+ * when it released a lock (the caller claims again).  Not a crash point:
+ * a death here leaves the word locked or not, both states seen before.
+ */
+static __attribute__((noinline)) int unlock_stale_words(struct shmpool *p)
+{
+	int any = 0, r = 0;
+
+	for (uint64_t w = 0; w < p->nwords && !any; w++) {
+		uint64_t v = atomic_load_explicit(BM(p, w), SC);
+
+		any = (v & WORD_LOCK) && (~v & valid_bits(p, w));
+	}
+	if (!any || pthread_mutex_trylock(&p->mu) != 0)
+		return 0; /* nothing to do, or a recovery of ours runs */
+	if (p->lfd >= 0 && lock_byte(p->lfd, LOCK_RECOVERY, 0) == 0) {
+		for (uint64_t w = 0; w < p->nwords; w++)
+			if (atomic_load_explicit(BM(p, w), SC) & WORD_LOCK) {
+				atomic_fetch_and_explicit(BM(p, w), ~WORD_LOCK,
+							  SC);
+				r = 1;
+			}
+		unlock_byte(p->lfd, LOCK_RECOVERY);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
 static int64_t try_one(struct shmpool *p, struct tls_ent *t, void *arg)
 {
 	int64_t r = claim_one(p, t);
 
 	(void)arg;
+	if (r < 0 && unlock_stale_words(p))
+		r = claim_one(p, t);
 	if (r < 0)
 		errno = EAGAIN;
 	return r;
@@ -1828,7 +1860,8 @@ static int64_t try_n(struct shmpool *p, struct tls_ent *t, void *arg)
 	struct nreq *r = arg;
 	uint64_t got = 0, w;
 
-	if (count_claimable(p, r->n) < r->n) {
+	if (count_claimable(p, r->n) < r->n &&
+	    (!unlock_stale_words(p) || count_claimable(p, r->n) < r->n)) {
 		errno = EAGAIN;
 		return -1;
 	}

@@ -471,7 +471,9 @@ SHMPOOL_API int shmpool_mem_node(shmpool_t *p);
  * finish or undo any operation a dead process was in the middle of, so that
  * no slot leaks and used/stats agree with the slot states.  Live owners are
  * never touched.  Recoveries from several processes are serialised; a
- * recovery that dies is completed by the next one.  Wakes waiters.
+ * recovery that dies is completed by the next one (meanwhile, allocations
+ * that find no other slot unlock the bitmap words it left locked).  Wakes
+ * waiters.
  * Works even when every user record is taken (the caller cannot attach):
  * it then borrows a dead process's record for the duration.
  * Returns the number of slots freed; -1 with EUSERS (every record belongs

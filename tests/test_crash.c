@@ -182,10 +182,13 @@ static void victim(enum state s, int k, int64_t gift)
 		shmpool_recover_stale(q);
 		break;
 	case RESET:
+		/* reset first: an allocation that finds no free slot outside
+		 * a word a dead recovery left locked releases that lock, and
+		 * reset must meet it */
+		shmpool_reset(q);
 		for (int i = 0; i < 3; i++)
 			shmpool_alloc(q, 0);
 		shmpool_alloc_n(q, n, 2, 0);
-		shmpool_reset(q);
 		break;
 	default:
 		break;

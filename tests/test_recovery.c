@@ -10,8 +10,13 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include "shmpool-internal.h"
 
 #define ES 16
 
@@ -796,6 +801,93 @@ static void test_random_kills(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup_dir, tu_teardown_dir)
 
+/* ---- a word left locked by a recovery that died --------------------------- */
+
+/* Set (@on) or read the recovery lock bit of bitmap word 0 of @path. */
+static int word0_lock(const char *path, int on)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	struct pool_hdr h;
+	unsigned char *m;
+	_Atomic uint64_t *w;
+	int was;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	m = mmap(NULL, h.off_owner, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(m != MAP_FAILED);
+	w = (_Atomic uint64_t *)(m + h.off_bitmap);
+	was = (atomic_load(w) & WORD_LOCK) != 0;
+	if (on)
+		atomic_fetch_or(w, WORD_LOCK);
+	munmap(m, h.off_owner);
+	close(fd);
+	return was;
+}
+
+struct locker {
+	const char *path;
+	int to_parent[2], to_child[2];
+};
+
+/* A live recovery, as far as locks go: hold the recovery lock byte until
+ * told to stop. */
+static int child_hold_recovery_lock(void *arg)
+{
+	struct locker *l = arg;
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = LOCK_RECOVERY, .l_len = 1 };
+	int fd = open(l->path, O_RDWR | O_CLOEXEC);
+
+	CHILD_CHECK(fd >= 0 && fcntl(fd, F_OFD_SETLK, &fl) == 0, 2);
+	CHILD_CHECK(tu_signal_fd(l->to_parent[1], 'l') == 0, 3);
+	CHILD_CHECK(tu_wait_fd(l->to_child[0], 20) == 'q', 4);
+	return 0;
+}
+
+/*
+ * A recovery killed while it held a word's lock leaves the word locked.
+ * An allocation that finds no other slot releases such locks when no
+ * recovery runs, and takes a slot of that word; while a recovery runs (its
+ * lock byte held), the lock is left alone.
+ */
+static void test_word_left_locked(void **state)
+{
+	(void)state;
+	const char *path = tu_path("locked.pool");
+	shmpool_t *p = assert_pool(shmpool_new(path, 4, ES));
+	struct locker l = { .path = path };
+	uint64_t idx[2];
+	pid_t pid;
+
+	assert_int_equal(shmpool_alloc_n(p, idx, 2, 0), 2);
+	assert_int_equal(word0_lock(path, 1), 0);
+
+	/* a live recovery holds its lock: the word stays locked, full */
+	tu_pipe(l.to_parent);
+	tu_pipe(l.to_child);
+	pid = tu_fork(child_hold_recovery_lock, &l, 30);
+	assert_int_equal(tu_wait_fd(l.to_parent[0], 10), 'l');
+	assert_fails(shmpool_try_alloc(p), EAGAIN);
+	assert_int_equal(word0_lock(path, 0), 1);
+	assert_int_equal(tu_signal_fd(l.to_child[1], 'q'), 0);
+	tu_wait_ok(pid, 10);
+
+	/* no recovery runs: the stale lock goes and both free slots are
+	 * allocated, by a single and by a batch allocation */
+	int64_t a = assert_ok(shmpool_try_alloc(p));
+	assert_true(a >= 0 && a < 4 && a != (int64_t)idx[0] &&
+		    a != (int64_t)idx[1]);
+	assert_int_equal(word0_lock(path, 0), 0);
+	assert_int_equal(word0_lock(path, 1), 0);
+	uint64_t last;
+	assert_int_equal(shmpool_alloc_n(p, &last, 1, 0), 1);
+	assert_int_equal(word0_lock(path, 0), 0);
+	assert_int_equal(shmpool_used(p), 4);
+	assert_fails(shmpool_try_alloc(p), EAGAIN);
+	shmpool_close(p);
+}
+
 int main(void)
 {
 	tu_init(120);
@@ -814,6 +906,7 @@ int main(void)
 		T(test_dead_parent_live_forked_child),
 		T(test_concurrent_recover),
 		T(test_random_kills),
+		T(test_word_left_locked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
