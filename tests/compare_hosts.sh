@@ -8,49 +8,35 @@ top_srcdir=${top_srcdir:-.}
 compare=$top_srcdir/scripts/compare-hosts
 check_png=$top_srcdir/tests/check-png
 data=$top_srcdir/tests/data/gate
-tmp=${TMPDIR:-/tmp}/compare_hosts_test.$$
-mkdir -p "$tmp" || exit 1
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-n=0
+. "$top_srcdir/tests/tap.sh"
+tap_tmp compare_hosts_test
 echo "1..4"
-
-ok() {
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		sed 's/^/# /' "$tmp/out" "$tmp/err" 2>/dev/null
-		echo "not ok $n - $2"
-		fail=1
-	fi
-}
 
 "$compare" --no-plot --markdown "$tmp/t.md" "$data/baseline.csv" "$data/host2.csv" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 [ "$rc" = 0 ] && grep -q '^| ci-a | AMD EPYC 7B13 |' "$tmp/out" &&
 	grep -q '^| ci-b | Intel(R) Xeon(R) Platinum 8375C |' "$tmp/out" &&
 	cmp -s "$tmp/out" "$tmp/t.md"
-ok $? "both hosts with their metadata; --markdown writes the same (got $rc)"
+check $? "both hosts with their metadata; --markdown writes the same (got $rc)"
 
 line=$(grep '^| section=alloc_free workload=alloc_free variant=raw workers=2 |' "$tmp/out")
 case $line in
 *"| 0.711 |"*"| 0.708 | 0.70x |") true ;;
 *) echo "# $line"; false ;;
 esac
-ok $? "alloc_free workers=2: 0.70x of ci-a absolute, the same fraction of floor"
+check $? "alloc_free workers=2: 0.70x of ci-a absolute, the same fraction of floor"
 
 "$compare" "$data/baseline.csv" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 [ "$rc" = 2 ] && grep -q 'needs results from two or more machines' "$tmp/err"
-ok $? "one host only: exit 2 (got $rc)"
+check $? "one host only: exit 2 (got $rc)"
 
 if command -v gnuplot >/dev/null 2>&1; then
 	"$compare" -o "$tmp/plots" "$data/baseline.csv" "$data/host2.csv" >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	[ "$rc" = 0 ] && "$check_png" "$tmp/plots/hosts-alloc_free.png" \
 		"$tmp/plots/hosts-atomic.png" 2>>"$tmp/err"
-	ok $? "host-against-host plots are valid, non-blank PNGs (got $rc)"
+	check $? "host-against-host plots are valid, non-blank PNGs (got $rc)"
 else
 	echo "ok 4 # SKIP gnuplot is not installed"
 fi

@@ -9,23 +9,9 @@ set -u
 top_srcdir=${top_srcdir:-.}
 gate=$top_srcdir/scripts/gate
 data=$top_srcdir/tests/data/gate
-tmp=${TMPDIR:-/tmp}/gate_test.$$
-mkdir -p "$tmp" || exit 1
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-n=0
+. "$top_srcdir/tests/tap.sh"
+tap_tmp gate_test
 echo "1..16"
-
-ok() { # ok COND-STATUS DESCRIPTION
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		sed 's/^/# /' "$tmp/out" "$tmp/err" 2>/dev/null
-		echo "not ok $n - $2"
-		fail=1
-	fi
-}
 
 run() { # run ARGS...: $rc, $tmp/out, $tmp/err
 	"$gate" "$@" >"$tmp/out" 2>"$tmp/err"
@@ -33,41 +19,41 @@ run() { # run ARGS...: $rc, $tmp/out, $tmp/err
 }
 
 run "$data/baseline.csv" "$data/drop20.csv" --markdown "$tmp/report.md"
-[ "$rc" = 1 ]; ok $? "20% drop: exit 1 (got $rc)"
+[ "$rc" = 1 ]; check $? "20% drop: exit 1 (got $rc)"
 regressed=$(grep -c '^| \*\*REGRESSED\*\*' "$tmp/out")
 grep -q '^regressed: ci:alloc_free alloc_free raw workers=2 ' "$tmp/out" &&
 	[ "$regressed" = 1 ]
-ok $? "20% drop: exactly one group regressed, alloc_free workers=2, named"
+check $? "20% drop: exactly one group regressed, alloc_free workers=2, named"
 cmp -s "$tmp/out" "$tmp/report.md"
-ok $? "--markdown FILE holds the same report"
+check $? "--markdown FILE holds the same report"
 grep -q '1 excluded: status worker_died' "$tmp/out" &&
 	grep -q '| ci:alloc_free alloc_free raw workers=1 | 10 |' "$tmp/out"
-ok $? "the baseline's failed row is excluded from the statistics"
+check $? "the baseline's failed row is excluded from the statistics"
 
 run "$data/baseline.csv" "$data/drop20.csv" --metric ns_per_op
 [ "$rc" = 1 ] && grep -q '^regressed: ci:alloc_free alloc_free raw workers=2 ' "$tmp/out"
-ok $? "ns_per_op (higher is worse) finds the same regression (got $rc)"
+check $? "ns_per_op (higher is worse) finds the same regression (got $rc)"
 
 run "$data/baseline.csv" "$data/same.csv"
 [ "$rc" = 0 ] && grep -q '0 regressed, 0 improved, 8 unchanged' "$tmp/out"
-ok $? "identical distributions: exit 0, all unchanged (got $rc)"
+check $? "identical distributions: exit 0, all unchanged (got $rc)"
 
 run "$data/baseline.csv" "$data/noisy.csv"
 [ "$rc" = 0 ] && grep -q '^\*\*OK\*\*: 0 regressed' "$tmp/out"
-ok $? "noisy but unchanged: exit 0 (got $rc)"
+check $? "noisy but unchanged: exit 0 (got $rc)"
 
 run "$data/baseline.csv" "$data/few.csv"
 [ "$rc" = 0 ] && grep -q '8 insufficient data' "$tmp/out" &&
 	grep -q 'warning: .*insufficient data: 10 baseline and 2 current' "$tmp/err"
-ok $? "2 repetitions: insufficient data, exit 0, warning on stderr (got $rc)"
+check $? "2 repetitions: insufficient data, exit 0, warning on stderr (got $rc)"
 
 run "$data/baseline.csv" "$data/few.csv" --min-reps 2
 [ "$rc" = 0 ] && grep -q 'can never be called regressed (needs 5+' "$tmp/err"
-ok $? "a group that cannot reach alpha 0.01 is warned about (got $rc)"
+check $? "a group that cannot reach alpha 0.01 is warned about (got $rc)"
 
 run "$data/baseline.csv" "$data/malformed.csv"
 [ "$rc" = 2 ] && grep -q 'malformed.csv:7: 30 fields, the header has 50' "$tmp/err"
-ok $? "malformed CSV: exit 2 naming file:line (got $rc)"
+check $? "malformed CSV: exit 2 naming file:line (got $rc)"
 
 : >"$tmp/empty.csv"
 cut -d, -f1-49 "$data/baseline.csv" >"$tmp/nostatus.csv"
@@ -78,27 +64,27 @@ e1=$?
 run "$tmp/nostatus.csv" "$data/baseline.csv"
 [ "$rc1" = 2 ] && [ "$e1" = 0 ] && [ "$rc" = 2 ] &&
 	grep -q "nostatus.csv:1: missing column 'status'" "$tmp/err"
-ok $? "empty file and missing column: exit 2 with a clear error"
+check $? "empty file and missing column: exit 2 with a clear error"
 
 run "$data/baseline.csv" "$data/drop20.csv" --metric kills
 rc1=$rc
 run "$data/baseline.csv" "$data/drop20.csv" --min-effect 5
 [ "$rc1" = 2 ] && [ "$rc" = 2 ] && grep -q 'write a percentage' "$tmp/err"
-ok $? "usage errors (metric of unknown direction, bare --min-effect 5): exit 2"
+check $? "usage errors (metric of unknown direction, bare --min-effect 5): exit 2"
 
 run "$data/baseline.csv" "$data/host2.csv"
 rc1=$rc
 run "$data/baseline.csv" "$data/host2.csv" --normalize floor
 [ "$rc1" = 1 ] && [ "$rc" = 0 ] && grep -q '0 regressed, 0 improved, 4 unchanged' "$tmp/out"
-ok $? "a 30% slower host: regressed as is, unchanged as a fraction of its floor"
+check $? "a 30% slower host: regressed as is, unchanged as a fraction of its floor"
 
 run --calibrate "$data/baseline.csv" "$data/noisy.csv"
 [ "$rc" = 0 ] && grep -q '^\*\*suggested --min-effect [0-9]*%\*\*' "$tmp/out"
-ok $? "--calibrate reports the noise and suggests --min-effect (got $rc)"
+check $? "--calibrate reports the noise and suggests --min-effect (got $rc)"
 
 run "$data/baseline.csv" "$data/drop20.csv" --min-effect 25%
 [ "$rc" = 0 ] && grep -q 'significant, below min-effect' "$tmp/out"
-ok $? "a significant change below --min-effect is not a regression"
+check $? "a significant change below --min-effect is not a regression"
 
 # The exact test: p-values against enumerating every split, with ties.
 python3 - "$gate" >"$tmp/out" 2>"$tmp/err" <<'PY'
@@ -126,5 +112,5 @@ for _ in range(200):
     assert abs(got - want) < 1e-12, (x, y, got, want)
 print("exact p-values match enumeration")
 PY
-ok $? "exact Mann-Whitney p-values match brute-force enumeration"
+check $? "exact Mann-Whitney p-values match brute-force enumeration"
 exit $fail

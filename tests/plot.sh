@@ -10,23 +10,9 @@ plot=$top_srcdir/scripts/plot
 check_png=$top_srcdir/tests/check-png
 data=$top_srcdir/tests/data/gate
 stress=$top_builddir/stress
-tmp=${TMPDIR:-/tmp}/plot_test.$$
-mkdir -p "$tmp" || exit 1
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-n=0
+. "$top_srcdir/tests/tap.sh"
+tap_tmp plot_test
 echo "1..7"
-
-ok() { # ok STATUS DESCRIPTION
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		sed 's/^/# /' "$tmp/out" "$tmp/err" 2>/dev/null
-		echo "not ok $n - $2"
-		fail=1
-	fi
-}
 
 if ! command -v gnuplot >/dev/null 2>&1; then
 	for i in 1 2 3 4 5 6 7; do
@@ -53,23 +39,23 @@ figures() { # figures DIR NAME...: each DIR/NAME.png valid and not blank, and an
 rc=$?
 [ "$rc" = 0 ] && grep -q '11 figures (PNG and SVG)' "$tmp/out" &&
 	grep -q '1 rows whose status is not ok left out' "$tmp/out"
-ok $? "one host: exit 0, 11 figures, the failed row left out (got $rc)"
+check $? "one host: exit 0, 11 figures, the failed row left out (got $rc)"
 
 figures "$tmp/one" throughput-alloc_free throughput-atomic throughput-floor \
 	nsop-alloc_free nsop-atomic nsop-floor latency-alloc_free \
 	latency-atomic latency-floor floor-alloc_free floor-atomic
-ok $? "one host: every figure is a valid, non-blank PNG, with an SVG"
+check $? "one host: every figure is a valid, non-blank PNG, with an SVG"
 
 "$plot" "$data/baseline.csv" "$data/host2.csv" -o "$tmp/two" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 [ "$rc" = 0 ] && figures "$tmp/two" hosts-alloc_free hosts-atomic hosts-floor \
 	throughput-alloc_free-ci-a throughput-alloc_free-ci-b floor-atomic-ci-b
-ok $? "two hosts: host-against-host and per-host figures (got $rc)"
+check $? "two hosts: host-against-host and per-host figures (got $rc)"
 
 grep -q 'AMD EPYC 7B13' "$tmp/one/throughput-alloc_free.svg" &&
 	grep -q 'Mops/s' "$tmp/one/throughput-alloc_free.svg" &&
 	grep -q 'host ci-a' "$tmp/one/throughput-alloc_free.svg"
-ok $? "titles and axes name the host, the CPU and the units"
+check $? "titles and axes name the host, the CPU and the units"
 
 : >"$tmp/empty.csv"
 cut -d, -f1-31,33-50 "$data/baseline.csv" >"$tmp/noops.csv"
@@ -83,17 +69,17 @@ rc3=$?
 	grep -q 'empty.csv: empty file' "$tmp/err" &&
 	grep -q "noops.csv:1: missing column 'ops_per_s'" "$tmp/err" &&
 	grep -q 'malformed.csv:7:' "$tmp/err"
-ok $? "empty file, missing column, malformed row: exit 2, clear errors"
+check $? "empty file, missing column, malformed row: exit 2, clear errors"
 
 printf '[floor]\nworkers = 1,2\nwarmup = 10ms\nduration = 50ms\n' >"$tmp/tiny.ini"
 "$stress" -o "$tmp/run.csv" "$tmp/tiny.ini" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 [ "$rc" = 0 ] && grep -q "^# plots: $tmp/run-plots/\$" "$tmp/out" &&
 	figures "$tmp/run-plots" throughput-floor nsop-floor
-ok $? "./stress plots at the end of a run and says where (got $rc)"
+check $? "./stress plots at the end of a run and says where (got $rc)"
 
 "$stress" --no-plot -o "$tmp/np.csv" "$tmp/tiny.ini" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 [ "$rc" = 0 ] && [ ! -e "$tmp/np-plots" ] && ! grep -q '^# plots' "$tmp/out"
-ok $? "./stress --no-plot makes no plots (got $rc)"
+check $? "./stress --no-plot makes no plots (got $rc)"
 exit $fail

@@ -11,10 +11,10 @@ set -u
 top_srcdir=${top_srcdir:-.}
 top_builddir=${top_builddir:-.}
 stress=$(cd "$top_builddir" && pwd)/stress
+. "$top_srcdir/tests/tap.sh"
+tap_tmp stress_backends
 cd "$top_srcdir" || exit 1
 data=tests/data/scenarios
-tmp=${TMPDIR:-/tmp}/stress_backends.$$
-mkdir -p "$tmp" || exit 1
 nr=/proc/sys/vm/nr_hugepages
 added=0 # huge pages this script added to $nr
 # Take back what this script added, whatever happened meanwhile.
@@ -28,11 +28,6 @@ release_pages() {
 trap 'release_pages; rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM
 
-n=0
-fail=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); fail=1; echo "not ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 
 # Value of column $2 in every row of CSV $1, one per line.
 col() {

@@ -8,16 +8,10 @@ set -u
 top_srcdir=${top_srcdir:-.}
 top_builddir=${top_builddir:-.}
 stress=$(cd "$top_builddir" && pwd)/stress
+. "$top_srcdir/tests/tap.sh"
+tap_tmp stress_parser
 cd "$top_srcdir" || exit 1
 data=tests/data/scenarios
-tmp=${TMPDIR:-/tmp}/stress_parser.$$
-mkdir -p "$tmp" || exit 1
-trap 'rm -rf "$tmp"' EXIT
-
-n=0
-fail=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); fail=1; echo "not ok $n - $1"; }
 
 echo "1..12"
 
