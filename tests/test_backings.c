@@ -114,16 +114,10 @@ static int child_open_path(void *arg)
 	char tok[TOKLEN];
 	shmpool_t *q;
 
-	if (a->by_open) {
-		struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
-		o.variant = SHMPOOL_ANY;
-		o.backing = SHMPOOL_BACKING_FILE;
-		o.name = a->path;
-		o.flags = SHMPOOL_NOCREATE;
-		q = shmpool_open(&o);
-	} else {
+	if (a->by_open)
+		q = tu_open_existing(a->path);
+	else
 		q = shmpool_new(a->path, 8, 32);
-	}
 	CHILD_CHECK(q != NULL, 2);
 	int64_t i = shmpool_alloc(q, 1.0);
 	CHILD_CHECK(i >= 0, 3);

@@ -13,32 +13,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-static int file_exists(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0;
-}
-
-
-static void assert_file_is(const char *path, const void *data, size_t len)
-{
-	size_t n;
-	unsigned char *b = tu_read_file(path, &n);
-	assert_int_equal(n, len);
-	assert_memory_equal(b, data, len);
-	free(b);
-}
-
-static shmpool_t *open_any(const char *path)
-{
-	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
-	o.variant = SHMPOOL_ANY;
-	o.backing = SHMPOOL_BACKING_FILE;
-	o.name = path;
-	o.flags = SHMPOOL_NOCREATE;
-	return shmpool_open(&o);
-}
-
 /* ---- constructor arguments -------------------------------------------- */
 
 static void test_zero_capacity(void **state)
@@ -46,14 +20,14 @@ static void test_zero_capacity(void **state)
 	(void)state;
 	const char *path = tu_path("zero-cap");
 	assert_fails_null(shmpool_new(path, 0, 8), EINVAL);
-	assert_false(file_exists(path));
+	assert_false(tu_file_exists(path));
 	assert_fails_null(shmpool_new(NULL, 0, 8), EINVAL);
 	assert_fails_null(shmpool_new_memfd("z", 0, 8), EINVAL);
 	assert_fails_null(shmpool_i64_new(path, 0), EINVAL);
 	assert_fails_null(shmpool_i32_new_memfd("z", 0), EINVAL);
 	assert_fails_null(shmpool_f64_new(NULL, 0), EINVAL);
 	assert_fails_null(shmpool_str_new(path, 0, 10), EINVAL);
-	assert_false(file_exists(path));
+	assert_false(tu_file_exists(path));
 
 	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
 	o.elem_size = 8;
@@ -65,7 +39,7 @@ static void test_zero_elem_size(void **state)
 	(void)state;
 	const char *path = tu_path("zero-es");
 	assert_fails_null(shmpool_new(path, 4, 0), EINVAL);
-	assert_false(file_exists(path));
+	assert_false(tu_file_exists(path));
 	assert_fails_null(shmpool_new(NULL, 4, 0), EINVAL);
 	assert_fails_null(shmpool_new_memfd("z", 4, 0), EINVAL);
 	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
@@ -73,7 +47,7 @@ static void test_zero_elem_size(void **state)
 	o.backing = SHMPOOL_BACKING_FILE;
 	o.name = path;
 	assert_fails_null(shmpool_open(&o), EINVAL);
-	assert_false(file_exists(path));
+	assert_false(tu_file_exists(path));
 }
 
 /*
@@ -100,7 +74,7 @@ static void test_capacity_too_big(void **state)
 				 "EOVERFLOW",
 				 (unsigned long long)caps[k], tu_errname(e));
 		assert_true(shmpool_errmsg()[0] != '\0');
-		assert_false(file_exists(path));
+		assert_false(tu_file_exists(path));
 		assert_null(shmpool_i64_new(NULL, caps[k]));
 		assert_true(errno == EINVAL || errno == EOVERFLOW);
 	}
@@ -114,7 +88,7 @@ static void test_size_overflow(void **state)
 	/* capacity * elem_size wraps 64 bits. */
 	assert_fails_null(shmpool_new(path, SHMPOOL_MAX_CAPACITY, 1ull << 40),
 			  EOVERFLOW);
-	assert_false(file_exists(path));
+	assert_false(tu_file_exists(path));
 	assert_fails_null(shmpool_new(NULL, 2, 1ull << 63), EOVERFLOW);
 	assert_fails_null(shmpool_new(NULL, 3, UINT64_MAX / 2), EOVERFLOW);
 	assert_fails_null(shmpool_new_memfd("o", 1u << 20, UINT64_MAX >> 10),
@@ -122,7 +96,7 @@ static void test_size_overflow(void **state)
 	/* The product fits, the whole layout (header + data) does not. */
 	assert_fails_null(shmpool_new(NULL, 1, UINT64_MAX - 16), EOVERFLOW);
 	assert_fails_null(shmpool_new(path, 1, UINT64_MAX), EOVERFLOW);
-	assert_false(file_exists(path));
+	assert_false(tu_file_exists(path));
 	/* Str: max_len + 4 wraps. */
 	assert_fails_null(shmpool_str_new(NULL, 4, UINT64_MAX), EOVERFLOW);
 	assert_fails_null(shmpool_str_new(NULL, 4, UINT64_MAX - 3), EOVERFLOW);
@@ -130,7 +104,7 @@ static void test_size_overflow(void **state)
 			  EOVERFLOW);
 	assert_fails_null(shmpool_str_new(path, 1u << 30, UINT64_MAX >> 20),
 			  EOVERFLOW);
-	assert_false(file_exists(path));
+	assert_false(tu_file_exists(path));
 }
 
 static void test_bad_options(void **state)
@@ -172,13 +146,13 @@ static void test_bad_options(void **state)
 	RESET_OPTS();
 	o.variant = SHMPOOL_ANY; /* creating needs a variant */
 	assert_fails_null(shmpool_open(&o), EINVAL);
-	assert_false(file_exists(path));
+	assert_false(tu_file_exists(path));
 	RESET_OPTS();
 	o.flags = SHMPOOL_EXCL | SHMPOOL_NOCREATE; /* contradictory */
 	errno = 0;
 	assert_null(shmpool_open(&o));
 	assert_true(errno == EINVAL || errno == ENOENT);
-	assert_false(file_exists(path));
+	assert_false(tu_file_exists(path));
 
 	/* Anonymous pool with SHMPOOL_ANY: nothing to take it from. */
 	RESET_OPTS();
@@ -428,6 +402,14 @@ static void test_wrong_variant_open(void **state)
 	const char *path = tu_path("i64");
 	shmpool_t *p = assert_pool(shmpool_i64_new(path, 10));
 	uint64_t i = (uint64_t)assert_ok(shmpool_i64_alloc_set(p, 77, 0));
+	int64_t v;
+
+	/* refused while the pool is open, and nothing changes in it */
+	assert_fails_null(shmpool_new(path, 10, 8), EPROTOTYPE);
+	assert_fails_null(shmpool_str_new(path, 10, 4), EPROTOTYPE);
+	assert_int_equal(shmpool_i64_get(p, i, &v), 0);
+	assert_int_equal(v, 77);
+	assert_int_equal(shmpool_used(p), 1);
 	assert_int_equal(shmpool_close(p), 0);
 
 	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
@@ -453,7 +435,6 @@ static void test_wrong_variant_open(void **state)
 	p = assert_pool(shmpool_open(&o));
 	assert_int_equal(shmpool_variant(p), SHMPOOL_I64);
 	assert_int_equal(shmpool_capacity(p), 10);
-	int64_t v;
 	assert_int_equal(shmpool_i64_get(p, i, &v), 0);
 	assert_int_equal(v, 77);
 	assert_int_equal(shmpool_close(p), 0);
@@ -482,7 +463,7 @@ static void test_mismatch_reopen(void **state)
 	assert_fails_null(shmpool_new(path, 9, 16), EINVAL);
 	assert_fails_null(shmpool_new(path, 10, 32), EINVAL);
 	assert_fails_null(shmpool_new(path, 10, 8), EINVAL);
-	assert_file_is(path, before, flen);
+	tu_assert_file_is(path, before, flen);
 	free(before);
 
 	p = assert_pool(shmpool_new(path, 10, 16));
@@ -514,8 +495,8 @@ static void test_symlink(void **state)
 	assert_int_equal(symlink(target, link), 0);
 	assert_fails_null(shmpool_new(link, 4, 8), ELOOP);
 	assert_fails_null(shmpool_i64_new(link, 4), ELOOP);
-	assert_fails_null(open_any(link), ELOOP);
-	assert_file_is(target, data, sizeof data);
+	assert_fails_null(tu_open_existing(link), ELOOP);
+	tu_assert_file_is(target, data, sizeof data);
 	assert_int_equal(lstat(link, &st), 0);
 	assert_true(S_ISLNK(st.st_mode));
 
@@ -524,15 +505,29 @@ static void test_symlink(void **state)
 	const char *dangling = tu_path("dangling");
 	assert_int_equal(symlink(nowhere, dangling), 0);
 	assert_fails_null(shmpool_new(dangling, 4, 8), ELOOP);
-	assert_false(file_exists(nowhere));
+	assert_false(tu_file_exists(nowhere));
 
-	/* A symlink to a real pool is refused too. */
+	/* A symlink to a real pool is refused too, however it is opened
+	 * (with SHMPOOL_EXCL: the link exists), and the pool is untouched. */
 	const char *real = tu_path("real");
 	const char *tolink = tu_path("to-real");
 	shmpool_t *p = assert_pool(shmpool_new(real, 4, 8));
 	assert_ok(shmpool_alloc(p, 0));
+	size_t len;
+	unsigned char *img = tu_read_file(real, &len);
 	assert_int_equal(symlink(real, tolink), 0);
 	assert_fails_null(shmpool_new(tolink, 4, 8), ELOOP);
+	assert_fails_null(shmpool_i64_new(tolink, 4), ELOOP);
+	assert_fails_null(tu_open_existing(tolink), ELOOP);
+	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
+	o.backing = SHMPOOL_BACKING_FILE;
+	o.name = tolink;
+	o.capacity = 4;
+	o.elem_size = 8;
+	o.flags = SHMPOOL_EXCL;
+	assert_fails_null(shmpool_open(&o), EEXIST);
+	tu_assert_file_is(real, img, len);
+	free(img);
 	assert_int_equal(shmpool_used(p), 1);
 	assert_int_equal(shmpool_close(p), 0);
 }
@@ -552,20 +547,20 @@ static void test_foreign_file(void **state)
 	tu_write_file(txt, text, sizeof text - 1);
 
 	assert_fails_null(shmpool_new(rnd, 10, 8), EBADMSG);
-	assert_fails_null(open_any(rnd), EBADMSG);
+	assert_fails_null(tu_open_existing(rnd), EBADMSG);
 	assert_fails_null(shmpool_i64_new(rnd, 10), EBADMSG);
-	assert_file_is(rnd, junk, sizeof junk);
+	tu_assert_file_is(rnd, junk, sizeof junk);
 
 	assert_fails_null(shmpool_new(txt, 10, 8), EBADMSG);
-	assert_fails_null(open_any(txt), EBADMSG);
+	assert_fails_null(tu_open_existing(txt), EBADMSG);
 	assert_fails_null(shmpool_str_new(txt, 2, 4), EBADMSG);
-	assert_file_is(txt, text, sizeof text - 1);
+	tu_assert_file_is(txt, text, sizeof text - 1);
 
 	int fd = open(rnd, O_RDWR | O_CLOEXEC);
 	assert_true(fd >= 0);
 	assert_fails_null(shmpool_new_from_fd(fd), EBADMSG);
 	close(fd);
-	assert_file_is(rnd, junk, sizeof junk);
+	tu_assert_file_is(rnd, junk, sizeof junk);
 }
 
 static void test_truncated(void **state)
@@ -584,7 +579,7 @@ static void test_truncated(void **state)
 	for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
 		assert_int_equal(truncate(path, sizes[k]), 0);
 		assert_fails_null(shmpool_new(path, 1000, 64), EBADMSG);
-		assert_fails_null(open_any(path), EBADMSG);
+		assert_fails_null(tu_open_existing(path), EBADMSG);
 		int fd = open(path, O_RDWR | O_CLOEXEC);
 		assert_fails_null(shmpool_new_from_fd(fd), EBADMSG);
 		close(fd);
@@ -612,7 +607,7 @@ static void test_corrupt_header(void **state)
 		good[off] ^= 0xFF;
 		tu_write_file(bad, good, len);
 		errno = 0;
-		shmpool_t *q = open_any(bad);
+		shmpool_t *q = tu_open_existing(bad);
 		int e1 = errno;
 		if (q)
 			shmpool_close(q);
@@ -629,7 +624,7 @@ static void test_corrupt_header(void **state)
 			strncat(failed, one, sizeof failed - strlen(failed) - 1);
 		} else {
 			/* rejected without rewriting the file */
-			assert_file_is(bad, good, len);
+			tu_assert_file_is(bad, good, len);
 		}
 		good[off] ^= 0xFF;
 	}
@@ -661,15 +656,15 @@ static void test_excl_nocreate(void **state)
 	tu_write_file(other, "x", 1);
 	o.name = other;
 	assert_fails_null(shmpool_open(&o), EEXIST);
-	assert_file_is(other, "x", 1);
+	tu_assert_file_is(other, "x", 1);
 
 	const char *missing = tu_path("missing");
 	o.name = missing;
 	o.flags = SHMPOOL_NOCREATE;
 	assert_fails_null(shmpool_open(&o), ENOENT);
-	assert_false(file_exists(missing));
-	assert_fails_null(open_any(missing), ENOENT);
-	assert_false(file_exists(missing));
+	assert_false(tu_file_exists(missing));
+	assert_fails_null(tu_open_existing(missing), ENOENT);
+	assert_false(tu_file_exists(missing));
 }
 
 static void test_file_mode(void **state)
@@ -726,7 +721,7 @@ static void test_from_fd_errors(void **state)
 	assert_fails_null(shmpool_new_from_fd(fd), EBADMSG);
 	assert_true(fcntl(fd, F_GETFD) >= 0);
 	close(fd);
-	assert_file_is(txt, "not a pool at all\n", 18);
+	tu_assert_file_is(txt, "not a pool at all\n", 18);
 
 	fd = memfd_create("empty", MFD_CLOEXEC);
 	assert_true(fd >= 0);

@@ -27,16 +27,6 @@
 #define WAIT_LONG 15.0 /* a waiter's own timeout */
 #define WAKE_BOUND 5.0 /* a wake-up later than this was lost */
 
-static shmpool_t *open_path(const char *path)
-{
-	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
-	o.variant = SHMPOOL_ANY;
-	o.backing = SHMPOOL_BACKING_FILE;
-	o.name = path;
-	o.flags = SHMPOOL_NOCREATE;
-	return shmpool_open(&o);
-}
-
 static int wait_waiters(shmpool_t *p, uint64_t n, double timeout)
 {
 	double deadline = tu_now() + timeout;
@@ -110,7 +100,7 @@ struct nsowner {
 static int ns_owner(void *arg)
 {
 	struct nsowner *a = arg;
-	shmpool_t *p = open_path(a->path);
+	shmpool_t *p = tu_open_existing(a->path);
 	uint64_t idx[2];
 
 	CHILD_CHECK(p != NULL, 10);
@@ -170,7 +160,7 @@ struct nsrecov {
 static int ns_recoverer(void *arg)
 {
 	struct nsrecov *a = arg;
-	shmpool_t *p = open_path(a->path);
+	shmpool_t *p = tu_open_existing(a->path);
 
 	CHILD_CHECK(p != NULL, 10);
 	CHILD_CHECK(shmpool_recover_stale(p) == 2, 11);
@@ -186,7 +176,7 @@ static int ns_recoverer(void *arg)
 static int child_take2_exit(void *arg)
 {
 	struct nsowner *a = arg;
-	shmpool_t *p = open_path(a->path);
+	shmpool_t *p = tu_open_existing(a->path);
 	uint64_t idx[2];
 
 	CHILD_CHECK(p != NULL, 2);
@@ -241,7 +231,7 @@ struct execer {
 static int child_alloc_exec(void *arg)
 {
 	struct execer *a = arg;
-	shmpool_t *p = a->inherit ? a->p : open_path(a->path);
+	shmpool_t *p = a->inherit ? a->p : tu_open_existing(a->path);
 	uint64_t idx[2];
 
 	close(a->execd[0]);

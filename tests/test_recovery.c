@@ -36,14 +36,8 @@ static int child_take(void *arg)
 	uint64_t idx[64];
 	char tok[ES];
 
-	if (p == NULL) {
-		struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
-		o.variant = SHMPOOL_ANY;
-		o.backing = SHMPOOL_BACKING_FILE;
-		o.name = a->path;
-		o.flags = SHMPOOL_NOCREATE;
-		p = shmpool_open(&o);
-	}
+	if (p == NULL)
+		p = tu_open_existing(a->path);
 	CHILD_CHECK(p != NULL, 2);
 	if (a->k > 1) {
 		CHILD_CHECK(shmpool_alloc_n(p, idx, a->k, 1.0) == (int64_t)a->k,

@@ -472,3 +472,31 @@ unsigned char *tu_read_file(const char *path, size_t *len)
 	*len = (size_t)st.st_size;
 	return b;
 }
+
+void tu_assert_file_is(const char *path, const void *data, size_t len)
+{
+	size_t n;
+	unsigned char *b = tu_read_file(path, &n);
+
+	assert_int_equal(n, len);
+	assert_memory_equal(b, data, len);
+	free(b);
+}
+
+int tu_file_exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+shmpool_t *tu_open_existing(const char *path)
+{
+	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
+
+	o.variant = SHMPOOL_ANY;
+	o.backing = SHMPOOL_BACKING_FILE;
+	o.name = path;
+	o.flags = SHMPOOL_NOCREATE;
+	return shmpool_open(&o);
+}

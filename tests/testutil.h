@@ -62,6 +62,13 @@ void tu_write_file(const char *path, const void *data, size_t len);
 /* Read a whole (small) file, not following a symlink, into a malloc'ed
  * buffer (one spare byte); its size goes to *@len.  Asserts. */
 unsigned char *tu_read_file(const char *path, size_t *len);
+/* Assert that @path (not followed if a symlink) holds exactly @data. */
+void tu_assert_file_is(const char *path, const void *data, size_t len);
+/* 1 if anything exists at @path (a dangling symlink counts). */
+int tu_file_exists(const char *path);
+/* Open whatever pool is at @path (any variant), never creating or
+ * initialising it; the shmpool_open() result. */
+shmpool_t *tu_open_existing(const char *path);
 
 /* ---- time ------------------------------------------------------------ */
 
