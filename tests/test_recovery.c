@@ -822,6 +822,7 @@ static int word0_lock(const char *path, int on)
 struct locker {
 	const char *path;
 	int to_parent[2], to_child[2];
+	pid_t pid;
 };
 
 /* A live recovery, as far as locks go: hold the recovery lock byte until
@@ -839,6 +840,23 @@ static int child_hold_recovery_lock(void *arg)
 	return 0;
 }
 
+/* Start a child holding the recovery lock byte of @path (a live recovery,
+ * as far as locks go); locker_stop() ends it. */
+static void locker_start(struct locker *l, const char *path)
+{
+	l->path = path;
+	tu_pipe(l->to_parent);
+	tu_pipe(l->to_child);
+	l->pid = tu_fork(child_hold_recovery_lock, l, 30);
+	assert_int_equal(tu_wait_fd(l->to_parent[0], 10), 'l');
+}
+
+static void locker_stop(struct locker *l)
+{
+	assert_int_equal(tu_signal_fd(l->to_child[1], 'q'), 0);
+	tu_wait_ok(l->pid, 10);
+}
+
 /*
  * A recovery killed while it held a word's lock leaves the word locked.
  * An allocation that finds no other slot releases such locks when no
@@ -850,22 +868,17 @@ static void test_word_left_locked(void **state)
 	(void)state;
 	const char *path = tu_path("locked.pool");
 	shmpool_t *p = assert_pool(shmpool_new(path, 4, ES));
-	struct locker l = { .path = path };
+	struct locker l;
 	uint64_t idx[2];
-	pid_t pid;
 
 	assert_int_equal(shmpool_alloc_n(p, idx, 2, 0), 2);
 	assert_int_equal(word0_lock(path, 1), 0);
 
 	/* a live recovery holds its lock: the word stays locked, full */
-	tu_pipe(l.to_parent);
-	tu_pipe(l.to_child);
-	pid = tu_fork(child_hold_recovery_lock, &l, 30);
-	assert_int_equal(tu_wait_fd(l.to_parent[0], 10), 'l');
+	locker_start(&l, path);
 	assert_fails(shmpool_try_alloc(p), EAGAIN);
 	assert_int_equal(word0_lock(path, 0), 1);
-	assert_int_equal(tu_signal_fd(l.to_child[1], 'q'), 0);
-	tu_wait_ok(pid, 10);
+	locker_stop(&l);
 
 	/* no recovery runs: the stale lock goes and both free slots are
 	 * allocated, by a single and by a batch allocation */
@@ -879,6 +892,100 @@ static void test_word_left_locked(void **state)
 	assert_int_equal(word0_lock(path, 0), 0);
 	assert_int_equal(shmpool_used(p), 4);
 	assert_fails(shmpool_try_alloc(p), EAGAIN);
+	shmpool_close(p);
+}
+
+/* Wait (up to 10 s) until one thread sleeps in an allocation of @p. */
+static void await_waiter(shmpool_t *p)
+{
+	double deadline = tu_now() + 10;
+
+	while (tu_stats(p).waiters == 0 && tu_now() < deadline)
+		tu_sleep(0.001);
+	assert_int_equal(tu_stats(p).waiters, 1);
+}
+
+/* Allocate, waiting up to 10 s; exit 0 if a slot came within 3 s. */
+static int child_alloc_soon(void *arg)
+{
+	shmpool_t *p = arg;
+	double t0 = tu_now();
+
+	CHILD_CHECK(shmpool_alloc(p, 10.0) >= 0, 2);
+	CHILD_CHECK(tu_now() - t0 < 3.0, 3);
+	return 0;
+}
+
+/*
+ * A waiter that finds free slots behind a word lock while a recovery runs
+ * goes back to sleep; if that recovery then goes away without waking
+ * anyone (it died), the waiter must still get a slot: it looks again
+ * every few ms while free slots sit behind a lock.
+ */
+static void test_waiter_beside_locked_word(void **state)
+{
+	(void)state;
+	const char *path = tu_path("nap.pool");
+	shmpool_t *p = assert_pool(shmpool_new(path, 4, ES));
+	struct locker l;
+	uint64_t idx[4];
+
+	assert_int_equal(shmpool_alloc_n(p, idx, 4, 0), 4);
+	locker_start(&l, path);
+	pid_t w = tu_fork(child_alloc_soon, p, 30);
+	await_waiter(p);
+
+	/* the "recovery" locks the word, a slot is freed (the waiter wakes,
+	 * finds only the locked word, cannot release it, sleeps again), and
+	 * the "recovery" ends without a wake */
+	assert_int_equal(word0_lock(path, 1), 0);
+	assert_int_equal(shmpool_free(p, idx[0]), 0);
+	tu_sleep(0.05);
+	assert_int_equal(shmpool_is_allocated(p, idx[0]), 0);
+	locker_stop(&l);
+	tu_wait_ok(w, 10);
+	assert_int_equal(word0_lock(path, 0), 0);
+	assert_int_equal(shmpool_used(p), 4);
+	shmpool_close(p);
+}
+
+static int child_alloc_forever(void *arg)
+{
+	CHILD_CHECK(shmpool_alloc(arg, -1) >= 0, 2);
+	return 0;
+}
+
+/*
+ * Frees clear the waiter bit of a waiter killed in its sleep (after 16
+ * wakes that found nobody), but never while a recovery runs: to take the
+ * dead user's lock byte then would make the recovery judge it alive.
+ */
+static void test_dead_waiter_bit_left_to_recovery(void **state)
+{
+	(void)state;
+	const char *path = tu_path("deadwaiter.pool");
+	shmpool_t *p = assert_pool(shmpool_new(path, 1, ES));
+	struct locker l;
+	int64_t i = assert_ok(shmpool_alloc(p, 0));
+	pid_t w = tu_fork(child_alloc_forever, p, 30);
+
+	await_waiter(p);
+	kill(w, SIGKILL);
+	assert_true(WIFSIGNALED(tu_wait(w, 10)));
+
+	locker_start(&l, path);
+	for (int k = 0; k < 32; k++) {
+		assert_int_equal(shmpool_free(p, (uint64_t)i), 0);
+		i = assert_ok(shmpool_alloc(p, 0));
+	}
+	assert_int_equal(tu_stats(p).waiters, 1);
+	locker_stop(&l);
+	for (int k = 0; k < 32; k++) {
+		assert_int_equal(shmpool_free(p, (uint64_t)i), 0);
+		i = assert_ok(shmpool_alloc(p, 0));
+	}
+	assert_int_equal(tu_stats(p).waiters, 0);
+	assert_int_equal(shmpool_free(p, (uint64_t)i), 0);
 	shmpool_close(p);
 }
 
@@ -901,6 +1008,8 @@ int main(void)
 		T(test_concurrent_recover),
 		T(test_random_kills),
 		T(test_word_left_locked),
+		T(test_waiter_beside_locked_word),
+		T(test_dead_waiter_bit_left_to_recovery),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
