@@ -2560,10 +2560,16 @@ SHMPOOL_API int shmpool_reset(shmpool_t *p)
 	GET_ME(p, t);
 	c.p = p;
 	c.t = t;
-	c.hwm = user_hwm(p);
 	c.dead = calloc(p->max_users / 64, sizeof(uint64_t));
 	if (!c.dead)
 		return fail(ENOMEM, "out of memory");
+	/* Under the recovery lock, like a recovery: it locks words, which
+	 * unlock_stale_words would otherwise take for a dead recovery's. */
+	if (recovery_lock(p) < 0) {
+		free(c.dead);
+		return -1;
+	}
+	c.hwm = user_hwm(p);
 	/* Exclusive access: any pending operation belongs to a process that
 	 * died in it; settle those first so the counters stay exact. */
 	for (uint32_t i = 0; i < c.hwm; i++)
@@ -2593,6 +2599,7 @@ SHMPOOL_API int shmpool_reset(shmpool_t *p)
 		}
 		release_word(p, t, w, held, 0);
 	}
+	recovery_unlock(p);
 	wake_if_waiters(p, INT_MAX);
 	return 0;
 }

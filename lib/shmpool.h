@@ -484,7 +484,9 @@ SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p);
 
 /**
  * shmpool_reset - free every slot.  Requires exclusive access: no other
- * thread or process may use the pool during the call.  Returns 0.
+ * thread or process may use the pool during the call (it waits for a
+ * running recover_stale).  Returns 0; -1 with EINVAL, ENOMEM, EUSERS or
+ * the error of taking the recovery lock.
  */
 SHMPOOL_API int shmpool_reset(shmpool_t *p);
 
