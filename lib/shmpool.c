@@ -173,6 +173,8 @@ struct tls_ent {
 	uint64_t serial;
 	struct pool_user *u;
 	uint32_t uid;
+	uint32_t locked; /* the last failed claim passed a locked word with
+			    free bits (see unlock_stale_words) */
 };
 #define TLS_WAYS 4
 /* initial-exec: a direct %fs-relative access instead of a __tls_get_addr
@@ -1427,6 +1429,7 @@ static inline int64_t claim_one(struct shmpool *p, struct tls_ent *t)
 	if (unlikely(w0 >= p->nwords))
 		w0 = hb = 0;
 	w = w0;
+	t->locked = 0;
 	for (uint64_t n = 0; n < p->nwords; n++) {
 		uint64_t v = atomic_load_explicit(BM(p, w), SC);
 
@@ -1434,8 +1437,10 @@ static inline int64_t claim_one(struct shmpool *p, struct tls_ent *t)
 			uint64_t fr, m, bit, idx;
 			unsigned b;
 
-			if (v & WORD_LOCK)
+			if (v & WORD_LOCK) {
+				t->locked |= (~v & valid_bits(p, w)) != 0;
 				break;
+			}
 			fr = ~v & valid_bits(p, w);
 			if (!fr)
 				break;
@@ -1730,18 +1735,6 @@ typedef int64_t (*try_fn)(struct shmpool *p, struct tls_ent *t, void *arg);
  * (seconds). */
 #define LOCKED_NAP 0.01
 
-/* True if a locked bitmap word has free bits. */
-static int locked_free_bits(const struct shmpool *p)
-{
-	for (uint64_t w = 0; w < p->nwords; w++) {
-		uint64_t v = atomic_load_explicit(BM(p, w), SC);
-
-		if ((v & WORD_LOCK) && (~v & valid_bits(p, w)))
-			return 1;
-	}
-	return 0;
-}
-
 /*
  * Run @fn until it succeeds, sleeping on the futex between attempts.
  * See "Wake" at the top of the file for why no wake-up can be lost.
@@ -1780,7 +1773,7 @@ static int64_t wait_for(struct shmpool *p, struct tls_ent *t, double timeout,
 		/* Free slots behind a word lock: a live recovery wakes us when
 		 * it unlocks, but one that died never will, so look again
 		 * every LOCKED_NAP (fn releases a dead recovery's locks). */
-		if (unlikely(locked_free_bits(p))) {
+		if (unlikely(t->locked)) {
 			deadline_after(&nap, LOCKED_NAP);
 			if (!until || nap.tv_sec < until->tv_sec ||
 			    (nap.tv_sec == until->tv_sec &&
@@ -1814,8 +1807,9 @@ static int64_t wait_for(struct shmpool *p, struct tls_ent *t, double timeout,
 /*
  * A word locked by a recovery that died stays locked until the next
  * recovery, and its free slots cannot be claimed meanwhile.  Called when a
- * claim found no slot: if a locked word has free bits and no recovery is
- * running (the recovery lock byte can be taken), release the word locks.
+ * claim found no slot but passed a locked word with free bits (t->locked):
+ * if no recovery is running (the recovery lock byte can be taken), release
+ * the word locks.
  * That is safe because a word lock matters only while its recovery looks
  * at the word; the dead recovery's pending record stays for the next
  * recover_stale, which locks the word again before it looks.  Returns 1
@@ -1826,8 +1820,8 @@ static __attribute__((noinline)) int unlock_stale_words(struct shmpool *p)
 {
 	int r = 0;
 
-	if (!locked_free_bits(p) || pthread_mutex_trylock(&p->mu) != 0)
-		return 0; /* nothing to do, or a recovery of ours runs */
+	if (pthread_mutex_trylock(&p->mu) != 0)
+		return 0; /* a recovery of ours runs */
 	if (p->lfd >= 0 && lock_byte(p->lfd, LOCK_RECOVERY, 0) == 0) {
 		for (uint64_t w = 0; w < p->nwords; w++)
 			if (atomic_load_explicit(BM(p, w), SC) & WORD_LOCK) {
@@ -1849,7 +1843,7 @@ static int64_t try_one(struct shmpool *p, struct tls_ent *t, void *arg)
 	int64_t r = claim_one(p, t);
 
 	(void)arg;
-	if (r < 0 && unlock_stale_words(p))
+	if (r < 0 && t->locked && unlock_stale_words(p))
 		r = claim_one(p, t);
 	if (r < 0)
 		errno = EAGAIN;
@@ -1876,16 +1870,21 @@ static void release_list(struct shmpool *p, struct tls_ent *t,
 	}
 }
 
-static uint64_t count_claimable(const struct shmpool *p, uint64_t enough)
+/* Claimable slots, counted up to @enough; t->locked as in claim_one. */
+static uint64_t count_claimable(const struct shmpool *p, struct tls_ent *t,
+				uint64_t enough)
 {
 	uint64_t c = 0;
 
+	t->locked = 0;
 	for (uint64_t w = 0; w < p->nwords && c < enough; w++) {
 		uint64_t v = atomic_load_explicit(BM(p, w), SC);
+		uint64_t fr = ~v & valid_bits(p, w);
 
 		if (!(v & WORD_LOCK))
-			c += (uint64_t)__builtin_popcountll(~v &
-							     valid_bits(p, w));
+			c += (uint64_t)__builtin_popcountll(fr);
+		else
+			t->locked |= fr != 0;
 	}
 	return c;
 }
@@ -1896,8 +1895,9 @@ static int64_t try_n(struct shmpool *p, struct tls_ent *t, void *arg)
 	struct nreq *r = arg;
 	uint64_t got = 0, w;
 
-	if (count_claimable(p, r->n) < r->n &&
-	    (!unlock_stale_words(p) || count_claimable(p, r->n) < r->n)) {
+	if (count_claimable(p, t, r->n) < r->n &&
+	    (!t->locked || !unlock_stale_words(p) ||
+	     count_claimable(p, t, r->n) < r->n)) {
 		errno = EAGAIN;
 		return -1;
 	}
