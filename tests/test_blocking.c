@@ -27,27 +27,7 @@
 /* Poll until stats.waiters >= @n or @timeout seconds pass; 1 if reached. */
 static int wait_waiters(shmpool_t *p, uint64_t n, double timeout)
 {
-	double deadline = tu_now() + timeout;
-	struct shmpool_stats st;
-	do {
-		if (shmpool_stats(p, &st) == 0 && st.waiters >= n)
-			return 1;
-		tu_sleep(0.001);
-	} while (tu_now() < deadline);
-	return 0;
-}
-
-/* Poll until stats.waiters == 0. */
-static int wait_no_waiters(shmpool_t *p, double timeout)
-{
-	double deadline = tu_now() + timeout;
-	struct shmpool_stats st;
-	do {
-		if (shmpool_stats(p, &st) == 0 && st.waiters == 0)
-			return 1;
-		tu_sleep(0.001);
-	} while (tu_now() < deadline);
-	return 0;
+	return tu_wait_waiters(p, n, UINT64_MAX, timeout);
 }
 
 /* Poll until *@served reaches @n within WAKE_BOUND; 1 if it did. */
@@ -524,7 +504,7 @@ static void test_waiters_stat(void **state)
 	assert_int_equal(tu_stats(p).waiters, 1);
 	assert_int_equal(shmpool_free(p, (uint64_t)i), 0);
 	tu_wait_ok(pid, WAKE_BOUND);
-	assert_true(wait_no_waiters(p, 5));
+	assert_true(tu_wait_waiters(p, 0, 0, 5));
 	assert_int_equal(shmpool_used(p), 0);
 	shmpool_close(p);
 }

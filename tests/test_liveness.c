@@ -27,18 +27,6 @@
 #define WAIT_LONG 15.0 /* a waiter's own timeout */
 #define WAKE_BOUND 5.0 /* a wake-up later than this was lost */
 
-static int wait_waiters(shmpool_t *p, uint64_t n, double timeout)
-{
-	double deadline = tu_now() + timeout;
-	struct shmpool_stats st;
-	do {
-		if (shmpool_stats(p, &st) == 0 && st.waiters == n)
-			return 1;
-		tu_sleep(0.001);
-	} while (tu_now() < deadline);
-	return 0;
-}
-
 static void assert_consistent(shmpool_t *p)
 {
 	struct shmpool_stats st = tu_stats(p);
@@ -323,10 +311,10 @@ static void test_killed_waiter_beside_waiter(void **state)
 	tu_pipe(a.to_parent);
 	tu_pipe(b.to_parent);
 	pid_t pa = tu_fork(child_waiter, &a, 40);
-	if (!wait_waiters(p, 1, 10))
+	if (!tu_wait_waiters(p, 1, 1, 10))
 		fail_msg("first waiter never slept");
 	pid_t pb = tu_fork(child_waiter, &b, 40);
-	if (!wait_waiters(p, 2, 10))
+	if (!tu_wait_waiters(p, 2, 2, 10))
 		fail_msg("second waiter never slept");
 
 	kill(pa, SIGKILL);
@@ -350,7 +338,7 @@ static void test_killed_waiter_beside_waiter(void **state)
 	assert_true(got == mine);
 	assert_true(tu_now() - t0 < WAKE_BOUND);
 	tu_wait_ok(pb, 10);
-	assert_true(wait_waiters(p, 0, 5));
+	assert_true(tu_wait_waiters(p, 0, 0, 5));
 	assert_int_equal(shmpool_used(p), 0);
 	assert_consistent(p);
 	shmpool_close(p);
@@ -470,7 +458,7 @@ static void test_lost_wakeup_stress(void **state)
 	/* Final round: hold both slots, let every waiter block, then free. */
 	assert_int_equal(shmpool_alloc_n(p, mine, 2, 10.0), 2);
 	atomic_store(&s->go_final, 1);
-	if (!wait_waiters(p, NWAITERS, 10))
+	if (!tu_wait_waiters(p, NWAITERS, NWAITERS, 10))
 		fail_msg("only %llu of %d waiters asleep for the final round",
 			 (unsigned long long)tu_stats(p).waiters, NWAITERS);
 	s->final_t0 = tu_now();
@@ -499,7 +487,7 @@ static void test_lost_wakeup_stress(void **state)
 	assert_int_equal(atomic_load(&s->clash), 0);
 	assert_int_equal(atomic_load(&s->final_tmo), 0);
 	assert_true(atomic_load(&s->served) > 0);
-	assert_true(wait_waiters(p, 0, 5));
+	assert_true(tu_wait_waiters(p, 0, 0, 5));
 	assert_int_equal(shmpool_used(p), 0);
 	assert_int_equal(shmpool_recover_stale(p), 0);
 	assert_consistent(p);

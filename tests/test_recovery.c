@@ -895,16 +895,6 @@ static void test_word_left_locked(void **state)
 	shmpool_close(p);
 }
 
-/* Wait (up to 10 s) until one thread sleeps in an allocation of @p. */
-static void await_waiter(shmpool_t *p)
-{
-	double deadline = tu_now() + 10;
-
-	while (tu_stats(p).waiters == 0 && tu_now() < deadline)
-		tu_sleep(0.001);
-	assert_int_equal(tu_stats(p).waiters, 1);
-}
-
 /* Allocate, waiting up to 10 s; exit 0 if a slot came within 3 s. */
 static int child_alloc_soon(void *arg)
 {
@@ -933,7 +923,7 @@ static void test_waiter_beside_locked_word(void **state)
 	assert_int_equal(shmpool_alloc_n(p, idx, 4, 0), 4);
 	locker_start(&l, path);
 	pid_t w = tu_fork(child_alloc_soon, p, 30);
-	await_waiter(p);
+	assert_true(tu_wait_waiters(p, 1, 1, 10));
 
 	/* the "recovery" locks the word, a slot is freed (the waiter wakes,
 	 * finds only the locked word, cannot release it, sleeps again), and
@@ -969,7 +959,7 @@ static void test_dead_waiter_bit_left_to_recovery(void **state)
 	int64_t i = assert_ok(shmpool_alloc(p, 0));
 	pid_t w = tu_fork(child_alloc_forever, p, 30);
 
-	await_waiter(p);
+	assert_true(tu_wait_waiters(p, 1, 1, 10));
 	kill(w, SIGKILL);
 	assert_true(WIFSIGNALED(tu_wait(w, 10)));
 

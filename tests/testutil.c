@@ -356,6 +356,20 @@ struct shmpool_stats tu_stats(shmpool_t *p)
 	return st;
 }
 
+int tu_wait_waiters(shmpool_t *p, uint64_t lo, uint64_t hi, double timeout)
+{
+	double deadline = tu_now() + timeout;
+	struct shmpool_stats st;
+
+	do {
+		if (shmpool_stats(p, &st) == 0 && st.waiters >= lo &&
+		    st.waiters <= hi)
+			return 1;
+		tu_sleep(0.001);
+	} while (tu_now() < deadline);
+	return 0;
+}
+
 void tu_snapshot(shmpool_t *p, struct tu_snap *s)
 {
 	struct shmpool_stats st = tu_stats(p);

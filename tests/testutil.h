@@ -144,6 +144,9 @@ void _tu_assert_unchanged(shmpool_t *p, const struct tu_snap *before,
 
 /* Stats that must fail the test if shmpool_stats fails. */
 struct shmpool_stats tu_stats(shmpool_t *p);
+/* Poll (every ms, up to @timeout s) until @lo <= stats.waiters <= @hi;
+ * 1 if it got there. */
+int tu_wait_waiters(shmpool_t *p, uint64_t lo, uint64_t hi, double timeout);
 
 /* Name of an errno value ("EINVAL"), or its number. */
 const char *tu_errname(int e);
