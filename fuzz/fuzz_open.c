@@ -9,8 +9,9 @@
  *      checks (sizes, offsets, overflow) past the checksum;
  *   2  a valid pool made for parameters taken from the input, with the rest
  *      of the input applied as (offset, value) patches to its shared
- *      metadata (waiter mask, user records, bitmap, owners): reaches every
- *      call that reads shared state, as a hostile peer would leave it.
+ *      metadata (waiter mask, user records, bitmap, owners, slot caches):
+ *      reaches every call that reads shared state, as a hostile peer would
+ *      leave it.
  * Whatever opens is used: alloc, alloc_n, free, free_n, recover_stale,
  * stats, allocated_slots, owner, each_allocated, reset.  Nothing may crash
  * or touch memory outside the mapping (ASan, UBSan).
@@ -103,6 +104,7 @@ static size_t make_image(const uint8_t *d, size_t n, unsigned char **img)
 			      ? 1 + d[3] % 40
 			      : 0;
 	o.max_users = 64;
+	o.cache = (d[4] >> 3) % 9; /* caches (0 = none) of 1..8 slots */
 	shmpool_t *p = shmpool_open(&o);
 	if (!p)
 		abort(); /* valid parameters: must open */

@@ -16,7 +16,7 @@
 
 #define SHMPOOL_MAGIC_READY 0x31304c4f4f504d48ull /* "HMPOOL01" */
 #define SHMPOOL_MAGIC_INIT 0x74696e694c4f4f50ull  /* "POOLinit" */
-#define SHMPOOL_LAYOUT_VERSION 3u
+#define SHMPOOL_LAYOUT_VERSION 4u
 
 /*
  * Slots per bitmap word.  Bit 63 of every word is the word's recovery lock:
@@ -35,6 +35,10 @@
 #define LOCK_RECOVERY (LOCK_BASE + 0) /* held while a recovery runs */
 #define LOCK_INIT (LOCK_BASE + 1)     /* held while a creator initialises */
 #define LOCK_USERS (LOCK_BASE + 64)   /* + user index: the user is alive */
+
+/* owner[] of a slot parked in a user's cache: (user index + 1) | this.
+ * Above any user index + 1, and within the 28 bits of PEND_PRE. */
+#define OWNER_CACHED (1u << 24)
 
 /* User (attachment record) states. */
 #define USER_FREE 0u
@@ -86,10 +90,13 @@ struct pool_hdr {
 	uint64_t max_len;   /* STR: max string length; else == stride */
 	uint32_t max_users; /* multiple of 64 */
 	uint32_t nwords;
+	uint32_t cache;     /* slots per user cache, 0 = no caches */
+	uint32_t cstride;   /* u32 entries per user in the cache region */
 	uint64_t off_users;
 	uint64_t off_waitmask;
 	uint64_t off_bitmap;
 	uint64_t off_owner;
+	uint64_t off_cache;
 	uint64_t off_data;
 	uint64_t total_size;
 	uint64_t checksum; /* FNV-1a of the fields between magic and here */
@@ -114,11 +121,14 @@ struct pool_user {
 	_Atomic uint64_t nalloc;    /* slots claimed */
 	_Atomic uint64_t nfree;     /* slots released (incl. recovered) */
 	_Atomic uint64_t hint;      /* slot to try first */
+	_Atomic uint64_t cstate;    /* cache depth | CBUSY (see steal) */
 	_Alignas(SHMPOOL_CACHELINE) _Atomic uint32_t state;
 	_Atomic int32_t pid;
 	_Atomic uint64_t nwait;
 	_Atomic uint64_t ntimeout;
 	_Atomic uint64_t nrecov;
+	_Atomic uint32_t csteal;    /* 0, or the user index + 1 of a thief
+				       that owns the cache for a moment */
 };
 
 /* Offsets of the fixed part: the header takes whole lines of its own, so
@@ -127,6 +137,8 @@ struct pool_user {
 	((sizeof(struct pool_hdr) + SHMPOOL_CACHELINE - 1) &                   \
 	 ~(size_t)(SHMPOOL_CACHELINE - 1))
 #define OFF_FIXED_END (OFF_SHARED + sizeof(struct pool_shared))
+_Static_assert(sizeof(struct pool_user) == 2 * SHMPOOL_CACHELINE,
+	       "a user record is two lines");
 _Static_assert(sizeof(struct pool_hdr) <= OFF_SHARED,
 	       "header overlaps the shared words");
 
@@ -158,7 +170,12 @@ struct shmpool {
 	_Atomic uint64_t *waitmask;
 	_Atomic uint64_t *bitmap;
 	_Atomic uint32_t *owner;
+	_Atomic uint32_t *cstack; /* user u's cache: cstack[u * cstride ..] */
 	unsigned char *data;
+	uint32_t cache;   /* the pool's cache size (0: no caches) */
+	uint32_t ccap;    /* this process's: cache, or 0 when it cannot
+			     use one (no membarrier) */
+	uint32_t cstride;
 	uint64_t last_valid; /* valid-bit mask of the last bitmap word */
 	char *path;
 

@@ -72,6 +72,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <numa.h>
 #include <numaif.h>
 #include <pthread.h>
@@ -103,8 +104,8 @@
  * the process SIGKILLed; in the library proper CP() is nothing.
  */
 #ifdef SHMPOOL_CRASHPOINTS
-void shmpool__crash_point(unsigned n, int line);
-#define CP() shmpool__crash_point(__COUNTER__, __LINE__)
+void shmpool__crash_point(unsigned n, int line, const char *fn);
+#define CP() shmpool__crash_point(__COUNTER__, __LINE__, __func__)
 #else
 #define CP() ((void)0)
 #endif
@@ -202,6 +203,38 @@ static void thread_exit(void *arg)
 	pthread_mutex_unlock(&reg_mu);
 }
 
+/* 1: this process can use caches (registered for membarrier); -1: it
+ * cannot; 0: not asked yet.  Reset in a forked child. */
+static _Atomic int mb_state;
+
+static int membarrier_ready(void)
+{
+	int s = atomic_load_explicit(&mb_state, RLX);
+
+	if (s == 0) {
+		long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+
+		s = q >= 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+				    syscall(SYS_membarrier,
+					    MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+					    0, 0) == 0
+			    ? 1
+			    : -1;
+		atomic_store_explicit(&mb_state, s, RLX);
+	}
+	return s > 0;
+}
+
+/* A full barrier on every CPU running a thread of a process that uses a
+ * cache.  0, or -1 when the system refuses it (then nothing is stolen). */
+static int membarrier_all(void)
+{
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) <
+			       0
+		       ? -1
+		       : 0;
+}
+
 /* fork() holds every lock of ours, in the order thread_exit takes them,
  * so the child inherits them in a known state and simply unlocks them. */
 static void atfork_prepare(void)
@@ -242,6 +275,11 @@ static void atfork_child(void)
 		p->lfd = nfd; /* -1 without /proc: attach then fails */
 	}
 	memset(tls_ents, 0, sizeof(tls_ents));
+	/* membarrier registration is per process: ask again */
+	atomic_store_explicit(&mb_state, 0, RLX);
+	for (struct shmpool *p = reg_head; p; p = p->next)
+		if (p->cache)
+			p->ccap = membarrier_ready() ? p->cache : 0;
 	for (struct shmpool *p = reg_head; p; p = p->next)
 		pthread_mutex_unlock(&p->mu);
 	pthread_mutex_unlock(&reg_mu);
@@ -292,6 +330,32 @@ static inline uint64_t valid_bits(const struct shmpool *p, uint64_t w)
 static inline unsigned char *slot_addr(const struct shmpool *p, uint64_t idx)
 {
 	return p->data + idx * p->stride;
+}
+
+/* A slot whose bit is set is free all the same while parked in a cache. */
+static inline int is_cached(const struct shmpool *p, uint64_t idx)
+{
+	return p->cache &&
+	       (atomic_load_explicit(&p->owner[idx], RLX) & OWNER_CACHED);
+}
+
+/* The set bits of word value @v that are allocations (not cached). */
+static uint64_t held_bits(const struct shmpool *p, uint64_t w, uint64_t v)
+{
+	uint64_t m = v & valid_bits(p, w), h = m;
+
+	if (p->cache)
+		for (; m; m &= m - 1)
+			if (is_cached(p, w * SLOTS_PER_WORD +
+						 (uint64_t)__builtin_ctzll(m)))
+				h &= ~(m & -m);
+	return h;
+}
+
+/* User index named by owner value @o (cached or not), UINT32_MAX if none. */
+static inline uint32_t owner_uid(uint32_t o)
+{
+	return o ? (o & ~OWNER_CACHED) - 1 : UINT32_MAX;
 }
 
 static int lock_byte(int fd, off_t off, int wait)
@@ -428,9 +492,9 @@ static uint64_t initial_hint(uint32_t uid, uint64_t capacity)
 
 struct layout {
 	uint64_t capacity, stride, max_len;
-	uint32_t max_users, nwords, bshift;
-	uint64_t off_waitmask, off_users, off_bitmap, off_owner, off_data,
-		total;
+	uint32_t max_users, nwords, bshift, cache, cstride;
+	uint64_t off_waitmask, off_users, off_bitmap, off_owner, off_cache,
+		off_data, total;
 	/* Bytes mapped and the file size made at creation: total, or total
 	 * rounded up to the huge page on hugetlbfs, which maps, truncates
 	 * and unmaps only whole huge pages.  Set by init_or_check(). */
@@ -477,6 +541,7 @@ static uint64_t variant_stride(enum shmpool_variant v, uint64_t elem)
 #define SLOTS_PER_PAGE (4096u / SHMPOOL_CACHELINE)
 #define COLOUR_BITMAP 5u
 #define COLOUR_OWNER 33u
+#define COLOUR_CACHE 17u
 #define COLOUR_DATA 49u
 
 /* The first line-aligned offset >= @off on page slot @base + @colour. */
@@ -490,8 +555,18 @@ static uint64_t colour(uint64_t off, uint64_t base, unsigned colour)
 	return line * SHMPOOL_CACHELINE;
 }
 
+/* options.cache, 0 for callers built before the field existed. */
+static uint32_t opt_cache(const struct shmpool_options *o)
+{
+	return o->size >= offsetof(struct shmpool_options, cache) +
+				  sizeof(o->cache)
+		       ? o->cache
+		       : 0;
+}
+
 static int compute_layout(struct layout *l, enum shmpool_variant v,
-			  uint64_t capacity, uint64_t elem, uint32_t users)
+			  uint64_t capacity, uint64_t elem, uint32_t users,
+			  uint32_t cache)
 {
 	uint64_t off = OFF_FIXED_END, sz;
 
@@ -512,7 +587,13 @@ static int compute_layout(struct layout *l, enum shmpool_variant v,
 	if (users > SHMPOOL_MAX_USERS)
 		return fail(EINVAL, "max_users %u exceeds %u", users,
 			    SHMPOOL_MAX_USERS);
+	if (cache > SHMPOOL_MAX_CACHE)
+		return fail(EINVAL, "cache %u exceeds %u", cache,
+			    SHMPOOL_MAX_CACHE);
 	users = (users + 63) & ~63u;
+	l->cache = cache;
+	/* whole lines per user's stack, so users never share one */
+	l->cstride = (cache + 15) & ~15u;
 	l->capacity = capacity;
 	l->stride = variant_stride(v, elem);
 	l->max_len = v == SHMPOOL_STR ? elem : l->stride;
@@ -542,6 +623,10 @@ static int compute_layout(struct layout *l, enum shmpool_variant v,
 	l->off_owner = off = colour(off, l->off_users, COLOUR_OWNER);
 	if (align_add(&off, capacity * 4, SHMPOOL_CACHELINE))
 		goto overflow;
+	l->off_cache = off = colour(off, l->off_users, COLOUR_CACHE);
+	if (align_add(&off, (uint64_t)users * l->cstride * 4,
+		      SHMPOOL_CACHELINE))
+		goto overflow;
 	if (__builtin_mul_overflow(capacity, l->stride, &sz))
 		goto overflow;
 	l->off_data = off = colour(off, l->off_users, COLOUR_DATA);
@@ -568,10 +653,13 @@ static void fill_hdr(struct pool_hdr *h, enum shmpool_variant v,
 	h->max_len = l->max_len;
 	h->max_users = l->max_users;
 	h->nwords = l->nwords;
+	h->cache = l->cache;
+	h->cstride = l->cstride;
 	h->off_users = l->off_users;
 	h->off_waitmask = l->off_waitmask;
 	h->off_bitmap = l->off_bitmap;
 	h->off_owner = l->off_owner;
+	h->off_cache = l->off_cache;
 	h->off_data = l->off_data;
 	h->total_size = l->total;
 	h->checksum = hdr_checksum(h);
@@ -596,7 +684,7 @@ static int check_hdr(const struct pool_hdr *h, uint64_t fsize,
 	elem = h->variant == SHMPOOL_STR ? h->max_len
 	       : h->variant == SHMPOOL_RAW ? h->stride : 0;
 	if (compute_layout(l, (enum shmpool_variant)h->variant, h->capacity,
-			   elem, h->max_users) < 0)
+			   elem, h->max_users, h->cache) < 0)
 		return fail(EBADMSG, "pool header is inconsistent: %s",
 			    shmpool_errmsg());
 	memset(&want, 0, sizeof(want));
@@ -840,7 +928,7 @@ static int init_or_check(int fd, const struct shmpool_options *o,
 			return fail(EINVAL, "creating a pool needs a variant "
 					    "and a capacity");
 		if (compute_layout(l, v, o->capacity, o->elem_size,
-				   o->max_users) < 0 ||
+				   o->max_users, opt_cache(o)) < 0 ||
 		    size_mapping(l, hpage) < 0)
 			return -1;
 		return init_file(fd, v, l, o, seal, hpage);
@@ -870,6 +958,9 @@ static int init_or_check(int fd, const struct shmpool_options *o,
 			    h.variant == SHMPOOL_STR ? "max_len" : "elem_size",
 			    (unsigned long long)h.max_len,
 			    (unsigned long long)o->elem_size);
+	if (opt_cache(o) && opt_cache(o) != h.cache)
+		return fail(EINVAL, "existing pool has cache %u, not %u",
+			    h.cache, opt_cache(o));
 	return 0;
 }
 
@@ -931,6 +1022,10 @@ static struct shmpool *map_pool(int fd, int lfd, const struct layout *l,
 	p->waitmask = (_Atomic uint64_t *)(m + l->off_waitmask);
 	p->bitmap = (_Atomic uint64_t *)(m + l->off_bitmap);
 	p->owner = (_Atomic uint32_t *)(m + l->off_owner);
+	p->cstack = (_Atomic uint32_t *)(m + l->off_cache);
+	p->cache = l->cache;
+	p->cstride = l->cstride;
+	p->ccap = l->cache && membarrier_ready() ? l->cache : 0;
 	p->data = m + l->off_data;
 	{
 		uint64_t rem = l->capacity - (uint64_t)(l->nwords - 1) *
@@ -950,7 +1045,7 @@ static struct shmpool *map_pool(int fd, int lfd, const struct layout *l,
 
 static int check_options(const struct shmpool_options *o)
 {
-	if (!o || o->size < sizeof(struct shmpool_options))
+	if (!o || o->size < offsetof(struct shmpool_options, cache))
 		return fail(EINVAL, "options missing or not initialised "
 				    "with SHMPOOL_OPTIONS_INIT");
 	if (o->variant < SHMPOOL_ANY || o->variant > SHMPOOL_STR)
@@ -1033,7 +1128,7 @@ SHMPOOL_API shmpool_t *shmpool_open(const struct shmpool_options *o)
 	/* Bad sizes fail before anything is created. */
 	if (o->variant != SHMPOOL_ANY && o->capacity &&
 	    compute_layout(&l, o->variant, o->capacity, o->elem_size,
-			   o->max_users) < 0)
+			   o->max_users, opt_cache(o)) < 0)
 		return NULL;
 	switch (o->backing) {
 	case SHMPOOL_BACKING_FILE:
@@ -1319,6 +1414,8 @@ static int take_user(struct shmpool *p, uint32_t *uid)
 		 * users, so sums over all records stay right. */
 		atomic_store_explicit(&u->pend_op, OP_NONE, RLX);
 		CP();
+		atomic_store_explicit(&u->cstate, 0, RLX);
+		CP();
 		atomic_store_explicit(&u->hint,
 				      hint_of_slot(initial_hint(i, p->capacity)),
 				      RLX);
@@ -1504,11 +1601,13 @@ static inline int64_t claim_fast(struct shmpool *p, struct tls_ent *t)
 }
 
 /*
- * Claim up to @need slots from word @w in one CAS.  Returns the number
- * claimed (indexes appended to @out).
+ * Claim up to @need slots from word @w in one CAS, for user @t as owner
+ * @own: t->uid + 1 (an allocation: the slots are zeroed) or that with
+ * OWNER_CACHED (a cache refill).  Returns the number claimed (indexes
+ * appended to @out).
  */
 static uint64_t claim_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
-			   uint64_t need, uint64_t *out)
+			   uint64_t need, uint64_t *out, uint32_t own)
 {
 	struct pool_user *u = t->u;
 	uint64_t v = atomic_load_explicit(BM(p, w), SC);
@@ -1547,10 +1646,12 @@ static uint64_t claim_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
 				       (uint64_t)__builtin_ctzll(m);
 
 			m &= m - 1;
-			atomic_store_explicit(&p->owner[idx], t->uid + 1, RLX);
+			atomic_store_explicit(&p->owner[idx], own, RLX);
 			CP();
-			zero_slot(p, idx);
-			CP();
+			if (!(own & OWNER_CACHED)) {
+				zero_slot(p, idx);
+				CP();
+			}
 			out[i] = idx;
 		}
 		atomic_store_explicit(&u->nalloc, snap + k, RLX);
@@ -1562,14 +1663,14 @@ static uint64_t claim_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
 }
 
 /*
- * Release the bits @mask of word @w, all owned by user @t (checked by the
- * caller).  Counted as frees, or with @undo as allocations taken back (an
- * alloc_n that could not get all its slots), so that allocs and frees
- * count only allocations that were handed out.  Returns the number of bits
- * this call cleared.
+ * Release the bits @mask of word @w, all owned by user @t as @own (checked
+ * by the caller; t->uid + 1, or with OWNER_CACHED for its cache).  Counted
+ * as frees, or with @undo as allocations taken back (an alloc_n that could
+ * not get all its slots), so that allocs and frees count only allocations
+ * that were handed out.  Returns the number of bits this call cleared.
  */
 static uint64_t release_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
-			     uint64_t mask, int undo)
+			     uint64_t mask, int undo, uint32_t own)
 {
 	struct pool_user *u = t->u;
 	_Atomic uint64_t *cnt = undo ? &u->nalloc : &u->nfree;
@@ -1581,8 +1682,7 @@ static uint64_t release_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
 	atomic_store_explicit(&u->pend_snap, snap, RLX);
 	CP();
 	atomic_store_explicit(&u->pend_op,
-			      PEND(undo ? OP_UNALLOC : OP_FREE, w, t->uid + 1),
-			      REL);
+			      PEND(undo ? OP_UNALLOC : OP_FREE, w, own), REL);
 	CP();
 	while (m) {
 		uint64_t idx = w * SLOTS_PER_WORD +
@@ -1673,6 +1773,9 @@ static __attribute__((noinline)) int own_slot_slow(struct shmpool *p,
 	uint64_t v;
 
 	for (;;) {
+		if (o & OWNER_CACHED)
+			return fail(ENOENT, "slot %llu is not allocated",
+				    (unsigned long long)idx);
 		if (o == 0)
 			return fail(EBUSY, "slot %llu is being allocated or "
 					   "freed by another process",
@@ -1689,6 +1792,390 @@ static __attribute__((noinline)) int own_slot_slow(struct shmpool *p,
 		return fail(ENOENT, "slot %llu is not allocated",
 			    (unsigned long long)idx);
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Slot caches                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A pool made with options.cache = K gives every user record a stack of up
+ * to K free slots in shared memory (cstack), its state word cstate (depth
+ * in the low half, CBUSY while the user is in a cache operation) on the
+ * record's own line, and a steal word csteal on its second line.  A cached
+ * slot stays set in the bitmap with owner (uid + 1) | OWNER_CACHED, so
+ * other allocators never claim it and recovery sweeps a dead user's cache
+ * like its held slots.  Counters: nalloc and nfree count slots taken from
+ * and given back to the bitmap (a refill counts its slots as allocations,
+ * a flush as frees); pop and push move none, so sum(nalloc - nfree) =
+ * held + cached, and `used` subtracts the depths.
+ *
+ * Pop and push are plain loads and stores to lines the user keeps in its
+ * own cache: no locked instruction, no pending record (a user that dies
+ * mid-way leaves slots owned by it, cached or not, all of which recovery
+ * frees and counts).  The stack is the user's alone except while a thief
+ * (an allocator that found the bitmap empty, or a recovery finishing a
+ * dead thief's work) empties it.  Mutual exclusion without a locked
+ * instruction on the owner's side, as membarrier(2) describes: the owner
+ * sets CBUSY, then (compiler barrier only) loads csteal and leaves the
+ * cache alone if it is set; the thief CASes csteal from 0 to its own id,
+ * calls membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which runs a full
+ * barrier on every CPU that runs a thread of a registered process, then
+ * loads cstate.  Either the owner's csteal load comes after that barrier
+ * (it sees the thief and bypasses its cache) or its CBUSY store came
+ * before it (the thief sees the owner busy and waits for the store that
+ * clears CBUSY, a release that publishes the finished operation).
+ *
+ * Wake-ups: a push loads the waiter mask after its stores; a waiter issues
+ * the membarrier after setting its waiter bit and before it reads other
+ * users' depths.  So either the pusher sees the waiter (it then gives its
+ * whole cache back and wakes) or the waiter sees the pushed slot (and
+ * steals it).
+ */
+#define CBUSY (1ull << 32)
+
+static inline _Atomic uint32_t *cstack_of(const struct shmpool *p,
+					  uint32_t uid)
+{
+	return p->cstack + (uint64_t)uid * p->cstride;
+}
+
+static inline uint32_t cached_owner(uint32_t uid)
+{
+	return (uid + 1) | OWNER_CACHED;
+}
+
+/* Depth of a cache as read by anyone (bounded: a peer may be hostile). */
+static inline uint32_t cache_depth(const struct shmpool *p, uint64_t cs)
+{
+	uint32_t n = (uint32_t)cs;
+
+	return n > p->cache ? p->cache : n;
+}
+
+/*
+ * Begin a cache operation of @t: 0 and the depth in *@n when the cache is
+ * its own, -1 (and not busy) while a thief holds it.
+ */
+static inline int cache_enter(const struct shmpool *p, struct tls_ent *t,
+			      uint32_t *n)
+{
+	struct pool_user *u = t->u;
+	uint64_t cs = atomic_load_explicit(&u->cstate, RLX);
+
+	atomic_store_explicit(&u->cstate, cs | CBUSY, RLX);
+	atomic_signal_fence(SC); /* the other half is the thief's membarrier */
+	if (unlikely(atomic_load_explicit(&u->csteal, ACQ))) {
+		atomic_store_explicit(&u->cstate, cs, REL);
+		return -1;
+	}
+	*n = cache_depth(p, cs);
+	return 0;
+}
+
+/* End a cache operation, leaving @n slots in the cache. */
+static inline void cache_leave(struct tls_ent *t, uint32_t n)
+{
+	atomic_store_explicit(&t->u->cstate, n, REL);
+	CP();
+}
+
+/*
+ * Pop the most recently cached of the @n slots of @t's cache (in a cache
+ * operation).  An entry whose owner no longer reads as cached by @t (only
+ * a racing double free can make one) is dropped.  Returns the index, or -1
+ * when the cache is empty; *@n is the depth left.
+ */
+static inline int64_t cache_pop(struct shmpool *p, struct tls_ent *t,
+				uint32_t *n)
+{
+	_Atomic uint32_t *stk = cstack_of(p, t->uid);
+
+	while (*n) {
+		uint64_t idx = atomic_load_explicit(&stk[--*n], RLX);
+
+		if (likely(idx < p->capacity &&
+			   atomic_load_explicit(&p->owner[idx], RLX) ==
+				   cached_owner(t->uid))) {
+			atomic_store_explicit(&p->owner[idx], t->uid + 1, RLX);
+			CP();
+			zero_slot(p, idx);
+			CP();
+			return (int64_t)idx;
+		}
+	}
+	return -1;
+}
+
+/* The fast path of an allocation from the cache: -1 when the cache is
+ * empty or a thief holds it (the caller then takes the slow path). */
+static inline int64_t cache_alloc_fast(struct shmpool *p, struct tls_ent *t)
+{
+	uint32_t n;
+	int64_t r = -1;
+
+	if (unlikely(cache_enter(p, t, &n) < 0))
+		return -1;
+	if (likely(n))
+		r = cache_pop(p, t, &n);
+	cache_leave(t, n);
+	return r;
+}
+
+/*
+ * Give entries [from, from + cnt) of @t's cache back to the bitmap, word by
+ * word (in a cache operation); the caller fixes the stack afterwards.
+ * Entries that no longer read as cached by @t are skipped.  Returns the
+ * number of slots freed.
+ */
+static uint64_t cache_release(struct shmpool *p, struct tls_ent *t,
+			      uint32_t from, uint32_t cnt)
+{
+	_Atomic uint32_t *stk = cstack_of(p, t->uid);
+	uint32_t own = cached_owner(t->uid);
+	uint64_t idx[SHMPOOL_MAX_CACHE], freed = 0;
+
+	for (uint32_t i = 0; i < cnt; i++) {
+		idx[i] = atomic_load_explicit(&stk[from + i], RLX);
+		if (idx[i] >= p->capacity ||
+		    atomic_load_explicit(&p->owner[idx[i]], RLX) != own)
+			idx[i] = UINT64_MAX;
+	}
+	for (uint32_t i = 0; i < cnt; i++) {
+		uint64_t w, mask = 0;
+
+		if (idx[i] == UINT64_MAX)
+			continue;
+		w = word_of(idx[i]);
+		for (uint32_t j = i; j < cnt; j++)
+			if (idx[j] != UINT64_MAX && word_of(idx[j]) == w) {
+				mask |= bit_of(idx[j]);
+				idx[j] = UINT64_MAX;
+			}
+		freed += release_word(p, t, w, mask, 0, own);
+	}
+	return freed;
+}
+
+/*
+ * Refill the empty cache of @t with up to half its size of slots, claimed
+ * in one CAS on one word (in a cache operation).  Returns the number of
+ * slots cached; the caller leaves the operation with that depth.
+ */
+static uint32_t cache_refill(struct shmpool *p, struct tls_ent *t)
+{
+	struct pool_user *u = t->u;
+	_Atomic uint32_t *stk = cstack_of(p, t->uid);
+	uint64_t got[SHMPOOL_MAX_CACHE], k = 0;
+	uint64_t want = p->ccap / 2 ? p->ccap / 2 : 1;
+	uint64_t w0 = atomic_load_explicit(&u->hint, RLX) >> 6, w;
+
+	if (w0 >= p->nwords)
+		w0 = 0;
+	w = w0;
+	t->locked = 0;
+	for (uint64_t n = 0; n < p->nwords; n++) {
+		uint64_t v = atomic_load_explicit(BM(p, w), SC);
+
+		if (v & WORD_LOCK)
+			t->locked |= (~v & valid_bits(p, w)) != 0;
+		else if ((k = claim_word(p, t, w, want, got,
+					 cached_owner(t->uid))))
+			break;
+		if (++w == p->nwords)
+			w = 0;
+	}
+	if (!k)
+		return 0;
+	if (w != w0) {
+		atomic_store_explicit(&u->hint, hint_pos(w, 0), RLX);
+		CP();
+	}
+	/* the lowest index on top */
+	for (uint64_t i = 0; i < k; i++) {
+		atomic_store_explicit(&stk[i], (uint32_t)got[k - 1 - i], RLX);
+		CP();
+	}
+	return (uint32_t)k;
+}
+
+/*
+ * An allocation for a user with a cache, past the fast path: pop, or
+ * refill and pop; with a thief on the cache, claim from the bitmap.
+ */
+static int64_t cache_alloc(struct shmpool *p, struct tls_ent *t)
+{
+	uint32_t n;
+	int64_t r;
+
+	if (cache_enter(p, t, &n) < 0)
+		return claim_one(p, t);
+	r = cache_pop(p, t, &n);
+	if (r < 0 && (n = cache_refill(p, t)))
+		r = cache_pop(p, t, &n);
+	cache_leave(t, n);
+	return r;
+}
+
+/* Give @t's whole cache back to the bitmap.  Returns the slots freed. */
+static uint64_t cache_flush(struct shmpool *p, struct tls_ent *t)
+{
+	uint64_t freed;
+	uint32_t n;
+
+	if (cache_enter(p, t, &n) < 0)
+		return 0; /* a thief empties it */
+	freed = cache_release(p, t, 0, n);
+	cache_leave(t, 0);
+	return freed;
+}
+
+/* A full cache gives its older half back to the bitmap (in a cache
+ * operation).  Returns the new depth. */
+static __attribute__((noinline)) uint32_t cache_make_room(struct shmpool *p,
+							  struct tls_ent *t)
+{
+	_Atomic uint32_t *stk = cstack_of(p, t->uid);
+	uint32_t n = p->ccap, half = n / 2 ? n / 2 : n;
+
+	cache_release(p, t, 0, half);
+	for (uint32_t i = half; i < n; i++) {
+		atomic_store_explicit(&stk[i - half],
+				      atomic_load_explicit(&stk[i], RLX), RLX);
+		CP();
+	}
+	/* the depth drops at once: the moved entries are there twice */
+	atomic_store_explicit(&t->u->cstate, (n - half) | CBUSY, RLX);
+	CP();
+	return n - half;
+}
+
+/*
+ * Park slot @idx, held by @t, in @t's cache.  Returns 0, or -1 without
+ * doing anything while a thief holds the cache (the caller frees the slot
+ * to the bitmap).
+ */
+static inline int cache_push(struct shmpool *p, struct tls_ent *t,
+			     uint64_t idx)
+{
+	uint32_t n;
+
+	if (unlikely(cache_enter(p, t, &n) < 0))
+		return -1;
+	if (unlikely(n >= p->ccap))
+		n = cache_make_room(p, t);
+	atomic_store_explicit(&p->owner[idx], cached_owner(t->uid), RLX);
+	CP();
+	atomic_store_explicit(&cstack_of(p, t->uid)[n], (uint32_t)idx, RLX);
+	CP();
+	cache_leave(t, n + 1);
+	return 0;
+}
+
+/* After a push that saw a waiter: the cache goes back and waiters wake. */
+static __attribute__((noinline)) int cache_give_back(struct shmpool *p,
+						     struct tls_ent *t)
+{
+	uint64_t n = cache_flush(p, t);
+
+	wake(p, n > INT_MAX ? INT_MAX : (int)(n ? n : 1));
+	return 0;
+}
+
+/*
+ * Wait until user @u is not in a cache operation (after the membarrier).
+ * An operation takes nanoseconds unless its thread was descheduled; one
+ * stopped or killed in it keeps CBUSY set, and then the caller gives up.
+ */
+static int cache_wait_idle(const struct pool_user *u)
+{
+	for (int i = 0; i < 2000; i++) {
+		if (!(atomic_load_explicit(&u->cstate, ACQ) & CBUSY))
+			return 0;
+		if (i >= 1000)
+			sched_yield();
+	}
+	return -1;
+}
+
+static int rfree_slot(struct shmpool *p, struct tls_ent *t, uint64_t idx,
+		      uint32_t o);
+
+/* Empty the cache of user @v, which thief @t holds (csteal) and which is
+ * idle.  Returns the slots freed. */
+static uint64_t cache_drain(struct shmpool *p, struct tls_ent *t, uint32_t v)
+{
+	struct pool_user *vu = &p->users[v];
+	_Atomic uint32_t *stk = cstack_of(p, v);
+	uint32_t n = cache_depth(p, atomic_load_explicit(&vu->cstate, ACQ));
+	uint64_t freed = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t idx = atomic_load_explicit(&stk[i], RLX);
+
+		if (idx < p->capacity)
+			freed += (uint64_t)rfree_slot(p, t, idx,
+						      cached_owner(v));
+	}
+	atomic_store_explicit(&vu->cstate, 0, RLX);
+	CP();
+	return freed;
+}
+
+/*
+ * Take back the slots parked in users' caches (the caller's own included)
+ * for thief @t, which found the bitmap empty; idle, busy and dead users
+ * alike, except those in the middle of a cache operation.  Users are taken
+ * 64 at a time: one membarrier makes every pushed slot visible (see the
+ * wake-up argument above), the thief claims the caches it saw non-empty,
+ * a second one excludes their owners.  A cache whose owner stays busy
+ * (descheduled, stopped, or killed mid-operation) sets *@busy: a waiter
+ * then looks again soon instead of sleeping beside it.  Returns the number
+ * of slots freed to the bitmap.
+ */
+static __attribute__((noinline)) uint64_t
+steal_caches(struct shmpool *p, struct tls_ent *t, int *busy)
+{
+	uint32_t hwm = user_hwm(p);
+	uint64_t freed = 0;
+
+	for (uint32_t base = 0; base < hwm; base += 64) {
+		uint32_t end = base + 64 < hwm ? base + 64 : hwm;
+		uint64_t held = 0;
+		int mb;
+
+		if (membarrier_all() < 0)
+			return freed;
+		for (uint32_t v = base; v < end; v++) {
+			struct pool_user *vu = &p->users[v];
+			uint32_t zero = 0;
+
+			if (cache_depth(p, atomic_load_explicit(&vu->cstate,
+								RLX)) &&
+			    atomic_compare_exchange_strong_explicit(
+				    &vu->csteal, &zero, t->uid + 1, SC, RLX))
+				held |= 1ull << (v - base);
+		}
+		if (!held)
+			continue;
+		CP();
+		mb = membarrier_all();
+		for (uint32_t v = base; v < end; v++) {
+			struct pool_user *vu = &p->users[v];
+
+			if (!((held >> (v - base)) & 1))
+				continue;
+			if (mb == 0 && cache_wait_idle(vu) == 0)
+				freed += cache_drain(p, t, v);
+			else
+				*busy = 1;
+			atomic_store_explicit(&vu->csteal, 0, REL);
+			CP();
+		}
+	}
+	if (freed > 1)
+		wake_if_waiters(p, freed > INT_MAX ? INT_MAX : (int)freed - 1);
+	return freed;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1838,13 +2325,41 @@ static __attribute__((noinline)) int unlock_stale_words(struct shmpool *p)
 	return r;
 }
 
+/* One slot: from the cache if the handle has one, else from the bitmap. */
+static int64_t claim_any(struct shmpool *p, struct tls_ent *t)
+{
+	return p->ccap ? cache_alloc(p, t) : claim_one(p, t);
+}
+
+/*
+ * Slots parked in caches (a pool with caches whose bitmap is empty) are
+ * taken back.  Returns 1 when some were: the caller claims again.  A cache
+ * that could not be emptied sets t->locked (look again soon).
+ */
+static int steal_for(struct shmpool *p, struct tls_ent *t)
+{
+	int busy = 0, r;
+
+	if (!p->cache)
+		return 0;
+	r = steal_caches(p, t, &busy) != 0;
+	t->locked |= (uint32_t)busy;
+	return r;
+}
+
 static int64_t try_one(struct shmpool *p, struct tls_ent *t, void *arg)
 {
-	int64_t r = claim_one(p, t);
+	int64_t r = claim_any(p, t);
 
 	(void)arg;
 	if (r < 0 && t->locked && unlock_stale_words(p))
-		r = claim_one(p, t);
+		r = claim_any(p, t);
+	if (r < 0 && steal_for(p, t)) {
+		uint32_t busy = t->locked;
+
+		r = claim_any(p, t);
+		t->locked |= busy;
+	}
 	if (r < 0)
 		errno = EAGAIN;
 	return r;
@@ -1866,7 +2381,7 @@ static void release_list(struct shmpool *p, struct tls_ent *t,
 
 		for (; i < n && word_of(idx[i]) == w; i++)
 			mask |= bit_of(idx[i]);
-		release_word(p, t, w, mask, 1);
+		release_word(p, t, w, mask, 1, t->uid + 1);
 	}
 }
 
@@ -1898,14 +2413,22 @@ static int64_t try_n(struct shmpool *p, struct tls_ent *t, void *arg)
 	if (count_claimable(p, t, r->n) < r->n &&
 	    (!t->locked || !unlock_stale_words(p) ||
 	     count_claimable(p, t, r->n) < r->n)) {
-		errno = EAGAIN;
-		return -1;
+		uint32_t busy = 0;
+
+		t->locked = 0;
+		if (!steal_for(p, t) ||
+		    (busy = t->locked, count_claimable(p, t, r->n) < r->n)) {
+			t->locked |= busy;
+			errno = EAGAIN;
+			return -1;
+		}
 	}
 	w = atomic_load_explicit(&t->u->hint, RLX) >> 6;
 	if (w >= p->nwords)
 		w = 0;
 	for (uint64_t k = 0; k < p->nwords && got < r->n; k++) {
-		got += claim_word(p, t, w, r->n - got, r->out + got);
+		got += claim_word(p, t, w, r->n - got, r->out + got,
+				  t->uid + 1);
 		if (++w == p->nwords)
 			w = 0;
 	}
@@ -1948,7 +2471,7 @@ static __attribute__((noinline)) int64_t alloc_slow(shmpool_t *p,
 
 	CHECK_P(p);
 	GET_ME(p, t);
-	r = claim_one(p, t);
+	r = claim_any(p, t);
 	if (likely(r >= 0))
 		return r;
 	return wait_for(p, t, timeout, try_one, NULL);
@@ -1959,7 +2482,8 @@ static __attribute__((noinline)) int64_t alloc_slow(shmpool_t *p,
 SHMPOOL_API int64_t shmpool_alloc(shmpool_t *p, double timeout)
 {
 	if (likely(p && tls_ents[0].serial == p->serial)) {
-		int64_t r = claim_fast(p, &tls_ents[0]);
+		int64_t r = p->ccap ? cache_alloc_fast(p, &tls_ents[0])
+				    : claim_fast(p, &tls_ents[0]);
 
 		if (likely(r >= 0))
 			return r;
@@ -2007,6 +2531,11 @@ static __attribute__((noinline)) int free_slow(shmpool_t *p, uint64_t idx)
 	b = idx - w * SLOTS_PER_WORD;
 	if (own_slot(p, t, idx) < 0)
 		return -1;
+	if (p->ccap && cache_push(p, t, idx) == 0) {
+		if (unlikely(have_waiters(p)))
+			return cache_give_back(p, t);
+		return 0;
+	}
 	if (unlikely(!release_one(p, t, idx, w, b)))
 		return fail(ENOENT, "slot %llu was freed concurrently",
 			    (unsigned long long)idx);
@@ -2039,10 +2568,20 @@ SHMPOOL_API int shmpool_free(shmpool_t *p, uint64_t idx)
 		   tls_ents[0].serial == p->serial)) {
 		struct tls_ent *t = &tls_ents[0];
 		uint64_t w = word_of(idx), b = idx - w * SLOTS_PER_WORD;
-		uint64_t v = atomic_load_explicit(BM(p, w), ACQ);
 		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
 
-		if (likely(((v >> b) & 1) && o == t->uid + 1)) {
+		/* With a cache the owner alone tells: only this user stores
+		 * its own id, after its claim and before its release. */
+		if (p->ccap) {
+			if (likely(o == t->uid + 1) &&
+			    likely(cache_push(p, t, idx) == 0)) {
+				if (unlikely(have_waiters(p)))
+					return cache_give_back(p, t);
+				return 0;
+			}
+		} else if (likely(o == t->uid + 1 &&
+				  ((atomic_load_explicit(BM(p, w), ACQ) >> b) &
+				   1))) {
 			if (unlikely(!release_one(p, t, idx, w, b)))
 				return free_lost(idx);
 			atomic_store_explicit(&t->u->hint, hint_pos(w, b),
@@ -2076,7 +2615,8 @@ SHMPOOL_API int64_t shmpool_free_n(shmpool_t *p, const uint64_t *idx,
 		}
 		if (word_of(x) != w) {
 			if (mask)
-				freed += release_word(p, t, w, mask, 0);
+				freed += release_word(p, t, w, mask, 0,
+						      t->uid + 1);
 			w = word_of(x);
 			mask = 0;
 		}
@@ -2095,7 +2635,7 @@ SHMPOOL_API int64_t shmpool_free_n(shmpool_t *p, const uint64_t *idx,
 	if (err)
 		memcpy(msg, errbuf, sizeof(msg));
 	if (mask)
-		freed += release_word(p, t, w, mask, 0);
+		freed += release_word(p, t, w, mask, 0, t->uid + 1);
 	if (freed)
 		wake_if_waiters(p, (int)(freed > INT_MAX ? INT_MAX : freed));
 	if (err) {
@@ -2123,8 +2663,7 @@ SHMPOOL_API int64_t shmpool_allocated_slots(shmpool_t *p, uint64_t *out,
 	if (!out && max)
 		return fail(EINVAL, "allocated_slots: output is NULL");
 	for (uint64_t w = 0; w < p->nwords; w++) {
-		uint64_t v = atomic_load_explicit(BM(p, w), ACQ) &
-			     valid_bits(p, w);
+		uint64_t v = held_bits(p, w, atomic_load_explicit(BM(p, w), ACQ));
 
 		while (v) {
 			if (n < max)
@@ -2146,8 +2685,7 @@ SHMPOOL_API int64_t shmpool_each_allocated(shmpool_t *p, shmpool_each_fn fn,
 	if (!fn)
 		return fail(EINVAL, "each_allocated: callback is NULL");
 	for (uint64_t w = 0; w < p->nwords; w++) {
-		uint64_t v = atomic_load_explicit(BM(p, w), ACQ) &
-			     valid_bits(p, w);
+		uint64_t v = held_bits(p, w, atomic_load_explicit(BM(p, w), ACQ));
 
 		while (v) {
 			uint64_t idx = w * SLOTS_PER_WORD +
@@ -2298,7 +2836,7 @@ static int resolve_pending(struct rctx *c, uint32_t d)
 		if (kind == OP_ALLOC) {
 			/* Undo the claim if it landed: the slot goes back
 			 * free and nalloc back to its snapshot. */
-			if (!(v & b) || (o != 0 && o != d + 1))
+			if (!(v & b) || (o != 0 && owner_uid(o) != d))
 				continue;
 			if (o == 0 && (live & b)) {
 				settled = 0;
@@ -2346,11 +2884,45 @@ static int resolve_pending(struct rctx *c, uint32_t d)
 	return 1;
 }
 
+/*
+ * Free slot @idx, which user @t does not own: it reads @o (a dead user's
+ * slot, or a slot in a cache a thief empties).  An RFREE record of @t
+ * covers the steps, and @t counts the free.  A CAS on the owner: a live
+ * process adopting the slot wins or loses as a whole, and never do two
+ * recoveries or thieves both free it.  Returns 1 when freed.
+ */
+static int rfree_slot(struct shmpool *p, struct tls_ent *t, uint64_t idx,
+		      uint32_t o)
+{
+	struct pool_user *me_u = t->u;
+	uint64_t w = word_of(idx), b = bit_of(idx);
+	uint64_t snap = atomic_load_explicit(&me_u->nfree, RLX);
+	int r = 0;
+
+	atomic_store_explicit(&me_u->pend_mask, b, RLX);
+	CP();
+	atomic_store_explicit(&me_u->pend_snap, snap, RLX);
+	CP();
+	atomic_store_explicit(&me_u->pend_op, PEND(OP_RFREE, w, o), REL);
+	CP();
+	if (atomic_compare_exchange_strong_explicit(&p->owner[idx], &o, 0, SC,
+						    RLX)) {
+		CP();
+		atomic_fetch_and_explicit(BM(p, w), ~b, SC);
+		CP();
+		atomic_store_explicit(&me_u->nfree, snap + 1, RLX);
+		CP();
+		r = 1;
+	}
+	atomic_store_explicit(&me_u->pend_op, OP_NONE, REL);
+	CP();
+	return r;
+}
+
 /* Free every slot of word @w owned by a dead user (word locked). */
 static void sweep_word(struct rctx *c, uint64_t w)
 {
 	struct shmpool *p = c->p;
-	struct pool_user *me_u = c->t->u;
 	uint64_t base = w * SLOTS_PER_WORD;
 	uint64_t end = base + SLOTS_PER_WORD;
 
@@ -2358,32 +2930,11 @@ static void sweep_word(struct rctx *c, uint64_t w)
 		end = p->capacity;
 	for (uint64_t idx = base; idx < end; idx++) {
 		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
-		uint64_t b = bit_of(idx), snap;
 
-		if (!o || !is_dead(c, o - 1) ||
-		    !(atomic_load_explicit(BM(p, w), SC) & b))
+		if (!o || !is_dead(c, owner_uid(o)) ||
+		    !(atomic_load_explicit(BM(p, w), SC) & bit_of(idx)))
 			continue;
-		snap = atomic_load_explicit(&me_u->nfree, RLX);
-		atomic_store_explicit(&me_u->pend_mask, b, RLX);
-		CP();
-		atomic_store_explicit(&me_u->pend_snap, snap, RLX);
-		CP();
-		atomic_store_explicit(&me_u->pend_op, PEND(OP_RFREE, w, o),
-				      REL);
-		CP();
-		/* CAS: a live consumer adopting the slot wins or loses as a
-		 * whole; never both of us free it. */
-		if (atomic_compare_exchange_strong_explicit(
-			    &p->owner[idx], &o, 0, SC, RLX)) {
-			CP();
-			atomic_fetch_and_explicit(BM(p, w), ~b, SC);
-			CP();
-			atomic_store_explicit(&me_u->nfree, snap + 1, RLX);
-			CP();
-			c->freed++;
-		}
-		atomic_store_explicit(&me_u->pend_op, OP_NONE, REL);
-		CP();
+		c->freed += (uint64_t)rfree_slot(p, c->t, idx, o);
 	}
 }
 
@@ -2398,10 +2949,45 @@ static int word_needs_sweep(const struct rctx *c, uint64_t w)
 	for (uint64_t idx = base; idx < end; idx++) {
 		uint32_t o = atomic_load_explicit(&p->owner[idx], RLX);
 
-		if (o && is_dead(c, o - 1))
+		if (o && is_dead(c, owner_uid(o)))
 			return 1;
 	}
 	return 0;
+}
+
+/*
+ * A thief that died holding a cache (csteal) may have emptied it in part,
+ * and its owner does not use the cache until csteal is clear.  Finish the
+ * thief's work, as a thief of our own (a live owner then finds its cache
+ * empty; one busy for too long is left to the next recovery), or, when
+ * the owner is dead too, just let go: the sweep frees its cache.
+ */
+static void finish_dead_steals(struct rctx *c)
+{
+	struct shmpool *p = c->p;
+
+	for (uint32_t v = 0; v < c->hwm; v++) {
+		struct pool_user *vu = &p->users[v];
+		uint32_t s = atomic_load_explicit(&vu->csteal, ACQ);
+
+		if (!s || !is_dead(c, s - 1))
+			continue;
+		if (is_dead(c, v)) {
+			atomic_store_explicit(&vu->csteal, 0, REL);
+			CP();
+			continue;
+		}
+		if (!atomic_compare_exchange_strong_explicit(
+			    &vu->csteal, &s, c->t->uid + 1, SC, RLX))
+			continue;
+		CP();
+		if (membarrier_all() == 0 && cache_wait_idle(vu) == 0) {
+			c->freed += cache_drain(p, c->t, v);
+			s = 0;
+		}
+		atomic_store_explicit(&vu->csteal, s, REL);
+		CP();
+	}
 }
 
 static int recovery_lock(struct shmpool *p)
@@ -2488,6 +3074,8 @@ SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p)
 	for (uint32_t i = 0; i < c.hwm; i++)
 		if (is_dead(&c, i))
 			settled[i] = (uint8_t)resolve_pending(&c, i);
+	if (ndead && p->cache)
+		finish_dead_steals(&c);
 	for (uint64_t w = 0; ndead && w < p->nwords; w++) {
 		uint64_t v = atomic_load_explicit(BM(p, w), RLX);
 
@@ -2535,6 +3123,9 @@ SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p)
 			atomic_fetch_and_explicit(&p->waitmask[i / 64],
 						  ~(1ull << (i % 64)), SC);
 			CP();
+			/* its cache went with the sweep */
+			atomic_store_explicit(&p->users[i].cstate, 0, RLX);
+			CP();
 			atomic_store_explicit(&p->users[i].state, USER_FREE,
 					      REL);
 			CP();
@@ -2579,6 +3170,12 @@ SHMPOOL_API int shmpool_reset(shmpool_t *p)
 		if (i != t->uid)
 			resolve_pending(&c, i);
 	free(c.dead);
+	/* every cache empties: its slots are freed below with the rest */
+	for (uint32_t i = 0; i < c.hwm; i++) {
+		atomic_store_explicit(&p->users[i].cstate, 0, RLX);
+		atomic_store_explicit(&p->users[i].csteal, 0, RLX);
+		CP();
+	}
 	for (uint64_t w = 0; w < p->nwords; w++) {
 		uint64_t v = atomic_load_explicit(BM(p, w), ACQ);
 		uint64_t held = v & valid_bits(p, w);
@@ -2597,7 +3194,7 @@ SHMPOOL_API int shmpool_reset(shmpool_t *p)
 				t->uid + 1, RLX);
 			CP();
 		}
-		release_word(p, t, w, held, 0);
+		release_word(p, t, w, held, 0, t->uid + 1);
 	}
 	recovery_unlock(p);
 	wake_if_waiters(p, INT_MAX);
@@ -2616,7 +3213,8 @@ static inline unsigned char *live_slot(struct shmpool *p, uint64_t idx)
 	if (check_idx(p, idx) < 0)
 		return NULL;
 	if (unlikely(!(atomic_load_explicit(BM(p, word_of(idx)), ACQ) &
-		       bit_of(idx))))
+		       bit_of(idx)) ||
+		     is_cached(p, idx)))
 		return FAILP(ENOENT, "slot %llu is not allocated",
 			     (unsigned long long)idx);
 	return slot_addr(p, idx);
@@ -2646,7 +3244,8 @@ static inline unsigned char *typed_slot_fast(struct shmpool *p, uint64_t idx,
 		uint64_t w = word_of(idx);
 
 		if (likely((atomic_load_explicit(BM(p, w), ACQ) >>
-			    (idx - w * SLOTS_PER_WORD)) & 1))
+			    (idx - w * SLOTS_PER_WORD)) & 1) &&
+		    likely(!is_cached(p, idx)))
 			return slot_addr(p, idx);
 	}
 	return NULL;
@@ -3036,8 +3635,9 @@ SHMPOOL_API int shmpool_is_allocated(shmpool_t *p, uint64_t idx)
 	CHECK_P(p);
 	if (check_idx(p, idx) < 0)
 		return -1;
-	return !!(atomic_load_explicit(BM(p, word_of(idx)), ACQ) &
-		  bit_of(idx));
+	return (atomic_load_explicit(BM(p, word_of(idx)), ACQ) &
+		bit_of(idx)) &&
+	       !is_cached(p, idx);
 }
 
 SHMPOOL_API uint64_t shmpool_capacity(shmpool_t *p)
@@ -3069,11 +3669,15 @@ static void sum_users(const struct shmpool *p, struct shmpool_stats *st)
 		st->waits += atomic_load_explicit(&u->nwait, RLX);
 		st->timeouts += atomic_load_explicit(&u->ntimeout, RLX);
 		st->recoveries += atomic_load_explicit(&u->nrecov, RLX);
-		st->users += atomic_load_explicit(&u->state, RLX) != USER_FREE;
+		if (atomic_load_explicit(&u->state, RLX) != USER_FREE) {
+			st->users++;
+			st->cached += cache_depth(
+				p, atomic_load_explicit(&u->cstate, RLX));
+		}
 	}
 	st->allocs = na;
 	st->frees = nf;
-	st->used = na > nf ? na - nf : 0;
+	st->used = na > nf + st->cached ? na - nf - st->cached : 0;
 	if (st->used > p->capacity)
 		st->used = p->capacity;
 	st->available = p->capacity - st->used;
@@ -3101,6 +3705,9 @@ SHMPOOL_API pid_t shmpool_owner(shmpool_t *p, uint64_t idx)
 	if (!live_slot(p, idx))
 		return -1;
 	o = atomic_load_explicit(&p->owner[idx], ACQ);
+	if (o & OWNER_CACHED)
+		return fail(ENOENT, "slot %llu is not allocated",
+			    (unsigned long long)idx);
 	if (o == 0)
 		return 0;
 	if (o > p->max_users)
@@ -3291,7 +3898,8 @@ static int handle_holds_slots(const struct shmpool *p)
 	for (uint64_t idx = 0; idx < p->capacity; idx++) {
 		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
 
-		if (o && o <= p->max_users && handle_owns(p, o - 1) &&
+		if (o && owner_uid(o) < p->max_users &&
+		    handle_owns(p, owner_uid(o)) &&
 		    (atomic_load_explicit(BM(p, word_of(idx)), ACQ) &
 		     bit_of(idx)))
 			return 1;
@@ -3306,12 +3914,23 @@ SHMPOOL_API int shmpool_close(shmpool_t *p)
 	CHECK_P(p);
 	registry_remove(p);
 	pthread_mutex_lock(&p->mu);
+	/* the caches of this handle's users go back (their threads are gone
+	 * or, as the contract says, make no other call on this handle) */
+	for (uint32_t i = 0; p->cache && i < p->nhu; i++) {
+		struct tls_ent te = { 0 };
+
+		te.uid = p->hu[i].uid;
+		te.u = &p->users[te.uid];
+		if (cache_flush(p, &te))
+			wake_if_waiters(p, INT_MAX);
+	}
 	keep = handle_holds_slots(p);
 	if (!keep) {
 		for (uint32_t i = 0; i < p->nhu; i++) {
 			struct pool_user *u = &p->users[p->hu[i].uid];
 
 			atomic_store_explicit(&u->pend_op, OP_NONE, RLX);
+			atomic_store_explicit(&u->cstate, 0, RLX);
 			atomic_store_explicit(&u->state, USER_FREE, REL);
 			unlock_byte(p->lfd, LOCK_USERS + p->hu[i].uid);
 		}
@@ -3354,26 +3973,27 @@ SHMPOOL_API int shmpool_close(shmpool_t *p)
 /*
  * Test build only (tests/test_crash.c): die at crash point @n, or at the
  * @hits-th crash point passed from now on; report each point reached
- * (with its source line) to an optional callback.
+ * (with its source line and function) to an optional callback.
  */
+typedef void (*crash_seen_fn)(unsigned n, int line, const char *fn);
 static int crash_at = -1;
 static long crash_hits = -1;
-static void (*crash_seen)(unsigned n, int line);
+static crash_seen_fn crash_seen;
 
-void shmpool__crash_arm(int n, long hits, void (*seen)(unsigned, int));
+void shmpool__crash_arm(int n, long hits, crash_seen_fn seen);
 unsigned shmpool__crash_points(void);
 
-void shmpool__crash_arm(int n, long hits, void (*seen)(unsigned, int))
+void shmpool__crash_arm(int n, long hits, crash_seen_fn seen)
 {
 	crash_at = n;
 	crash_hits = hits;
 	crash_seen = seen;
 }
 
-void shmpool__crash_point(unsigned n, int line)
+void shmpool__crash_point(unsigned n, int line, const char *fn)
 {
 	if (crash_seen)
-		crash_seen(n, line);
+		crash_seen(n, line, fn);
 	if ((int)n == crash_at || (crash_hits > 0 && --crash_hits == 0))
 		kill(getpid(), SIGKILL);
 }

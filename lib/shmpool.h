@@ -62,6 +62,33 @@
  * description locks, so a reused PID, a zombie or a process in another PID
  * namespace is judged correctly.  shmpool_recover_stale() frees the slots
  * of dead processes and repairs any operation they were in the middle of.
+ *
+ * Slot caches (options.cache = K at creation, 1..SHMPOOL_MAX_CACHE): every
+ * attached thread keeps up to K free slots of its own, in shared memory.
+ * alloc takes the most recently freed one and free parks the slot there,
+ * with no atomic read-modify-write at all (a few ns per alloc+free pair);
+ * the bitmap is touched only to refill an empty cache (K/2 slots in one
+ * CAS) or to give back half of a full one.  What changes for callers:
+ *   - a cached slot is free: is_allocated, owner, get/set, adopt and free
+ *     of it fail with ENOENT like for any free slot, and allocated_slots
+ *     and each_allocated skip it;
+ *   - stats: used counts slots held by callers, cached the slots parked in
+ *     caches, available = capacity - used (a parked slot can always be
+ *     had: see below); allocs and frees count slots taken from and given
+ *     back to the bitmap, so allocs - frees == used + cached;
+ *   - an allocation that finds the bitmap empty takes back the slots parked
+ *     in other threads' caches (idle, busy or dead) before it waits, and a
+ *     free that sees a waiter gives its cache back and wakes it, so alloc
+ *     blocks only when every slot is held;
+ *   - a cache belongs to the attachment record, like held slots: a thread
+ *     that exits leaves it to the next thread of its handle, close gives
+ *     it back, and recover_stale frees the caches of dead processes.
+ * Caches need the membarrier(2) system call (Linux 4.16,
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED); where it is missing or forbidden, a
+ * process uses the pool without a cache of its own.
+ * One more limit: two threads freeing the same slot at the same moment (a
+ * double free racing itself) may, with caches, leave the slot both free
+ * and cached; a double free that does not race is reported (ENOENT).
  */
 #ifndef SHMPOOL_H
 #define SHMPOOL_H
@@ -142,6 +169,8 @@ enum shmpool_mempolicy {
 #define SHMPOOL_DEFAULT_USERS 512u
 /** Upper bound for options.max_users. */
 #define SHMPOOL_MAX_USERS 65536u
+/** Upper bound for options.cache (slots per user's cache). */
+#define SHMPOOL_MAX_CACHE 256u
 
 /**
  * General constructor options.  Initialise with SHMPOOL_OPTIONS_INIT and set
@@ -163,27 +192,36 @@ struct shmpool_options {
 	unsigned max_users;           /* attachment records, default 512 */
 	enum shmpool_mempolicy mempolicy;
 	int numa_node;                /* for BIND and PREFERRED */
+	unsigned cache;               /* creating: slots per user cache,
+	                                 0 = none (see "Slot caches" below);
+	                                 opening: checked unless 0 */
 };
 #define SHMPOOL_OPTIONS_INIT                                                   \
 	{ sizeof(struct shmpool_options), SHMPOOL_RAW, SHMPOOL_BACKING_ANON,  \
-	  NULL, -1, 0, 0, 0600, 0, 0, SHMPOOL_MEM_DEFAULT, -1 }
+	  NULL, -1, 0, 0, 0600, 0, 0, SHMPOOL_MEM_DEFAULT, -1, 0 }
 
 /** Counters of shmpool_stats(); see the field comments. */
 struct shmpool_stats {
 	uint64_t capacity;   /* total slots (immutable) */
 	uint64_t elem_size;  /* bytes per slot (immutable) */
-	uint64_t used;       /* slots allocated now */
-	uint64_t available;  /* capacity - used */
+	uint64_t used;       /* slots allocated now (held by callers; not
+	                        counting slots parked in caches) */
+	uint64_t available;  /* capacity - used (includes cached slots) */
 	uint64_t waiters;    /* threads blocked in alloc now */
 	uint64_t mmap_size;  /* bytes mapped (whole huge pages on hugetlbfs) */
-	uint64_t allocs;     /* successful allocations, cumulative */
-	uint64_t frees;      /* frees, cumulative, including recovered slots;
-	                        allocs - frees == used when nothing runs */
+	uint64_t allocs;     /* slots taken from the bitmap, cumulative
+	                        (allocations; with caches, slots moved into
+	                        a cache: an allocation from a cache is not
+	                        counted) */
+	uint64_t frees;      /* slots given back to the bitmap, cumulative,
+	                        including recovered slots; allocs - frees ==
+	                        used + cached when nothing runs */
 	uint64_t waits;      /* alloc calls that had to wait */
 	uint64_t timeouts;   /* alloc calls that timed out */
 	uint64_t recoveries; /* slots freed by recover_stale */
 	uint64_t users;      /* attachment records in use (live or not yet
 	                        recovered) */
+	uint64_t cached;     /* free slots parked in users' caches now */
 };
 
 /* ------------------------------------------------------------------ */

@@ -14,6 +14,7 @@
  *     leaked, no live holder lost a slot) with their owners and tokens;
  *   - used, available and allocs - frees agree with them, no waiter and no
  *     user record of a dead process is left;
+ *   - every other slot can be allocated (none is stranded);
  *   - a blocking alloc still sleeps on a full pool and is woken by a free.
  *
  * States: CREATE (the victim creates the file), EMPTY, PARTLY (the
@@ -26,6 +27,13 @@
  * one killed right after its claim CAS, one killed in the middle of a
  * free, and a recoverer killed holding a word lock), RESET (over the same
  * wreckage), and DOUBLE (two victims crash at two points at once).
+ * Three more run on a pool with slot caches: CCHURN (PARTLY with caches:
+ * pops, pushes, refills, a full cache spilling half, a hand-off into the
+ * victim's cache), CSTEAL (the bitmap is empty and every free slot sits in
+ * a cache: of a live holder, of a killed process, of the survivor; the
+ * victim's allocations take them back) and CRECOVER (the victim runs
+ * recover_stale over a dead cache owner and a thief killed while it held
+ * the caches of live and dead users).
  *
  * Usage: test_crash [--full | --one STATE POINT].  By default (make check)
  * each state runs every third point; --full (make check-crash) runs every
@@ -46,7 +54,8 @@
 
 #include "shmpool.h"
 
-void shmpool__crash_arm(int n, long hits, void (*seen)(unsigned, int));
+void shmpool__crash_arm(int n, long hits,
+			void (*seen)(unsigned, int, const char *));
 unsigned shmpool__crash_points(void);
 
 /* two bitmap words (63 + 7 slots), so that claims move between words */
@@ -54,19 +63,24 @@ unsigned shmpool__crash_points(void);
 #define MAXP 512
 
 enum state { CREATE, EMPTY, PARTLY, FULL, WAKER, BATCH, RECOVER, RESET,
-	     DOUBLE, NSTATES };
+	     DOUBLE, CCHURN, CSTEAL, CRECOVER, NSTATES };
 static const char *const state_name[NSTATES] = {
 	"create", "empty", "partly full", "full with a waiter",
 	"freeing to a waiter", "batch in progress", "inside recover_stale",
-	"reset", "two at once",
+	"reset", "two at once", "churn with caches", "stealing caches",
+	"recovering caches",
 };
+/* slots per user cache in the cache states: small, so that caches fill
+ * and spill within a few operations */
+#define CACHE 4
 
 /* Points reached by some victim, shared with the children. */
 static unsigned char *reached;
 static int *reached_line;
 
-static void seen(unsigned n, int line)
+static void seen(unsigned n, int line, const char *fn)
 {
+	(void)fn;
 	if (n < MAXP) {
 		reached[n] = 1;
 		reached_line[n] = line;
@@ -75,6 +89,7 @@ static void seen(unsigned n, int line)
 
 static char dir[64], path[96];
 static int failures_in_case;
+static int cur_cache; /* the current state's pool has caches */
 
 __attribute__((format(printf, 1, 2))) static void bad(const char *fmt, ...)
 {
@@ -95,7 +110,14 @@ static int64_t token(uint64_t idx)
 
 static shmpool_t *open_pool(void)
 {
-	return shmpool_i64_new(path, CAP);
+	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
+
+	o.backing = SHMPOOL_BACKING_FILE;
+	o.name = path;
+	o.variant = SHMPOOL_I64;
+	o.capacity = CAP;
+	o.cache = cur_cache ? CACHE : 0;
+	return shmpool_open(&o);
 }
 
 /* Wait for @pid at most @secs; returns the wait status or -1 (killed). */
@@ -179,8 +201,34 @@ static void victim(enum state s, int k, int64_t gift)
 		}
 		break;
 	case RECOVER:
+	case CRECOVER:
 		shmpool_recover_stale(q);
 		break;
+	case CCHURN: {
+		int64_t r[CACHE + 2];
+
+		churn(q, gift);
+		/* more frees than the cache holds: it spills half */
+		for (int i = 0; i < CACHE + 2; i++)
+			r[i] = shmpool_alloc(q, 0);
+		for (int i = 0; i < CACHE + 2; i++)
+			if (r[i] >= 0)
+				shmpool_free(q, (uint64_t)r[i]);
+		break;
+	}
+	case CSTEAL: {
+		/* The bitmap is empty: the first allocation takes the parked
+		 * slots back (to both words), the later ones refill from the
+		 * victim's word and then move on to the other. */
+		int64_t r[6];
+
+		for (int i = 0; i < 6; i++)
+			r[i] = shmpool_alloc(q, 0);
+		for (int i = 0; i < 6; i++)
+			if (r[i] >= 0)
+				shmpool_free(q, (uint64_t)r[i]);
+		break;
+	}
 	case RESET:
 		/* reset first: an allocation that finds no free slot outside
 		 * a word a dead recovery left locked releases that lock, and
@@ -196,8 +244,9 @@ static void victim(enum state s, int k, int64_t gift)
 	_exit(0);
 }
 
-/* A process that holds @n slots with tokens until killed. */
-static pid_t spawn_holder(int n, uint64_t *held)
+/* A process that holds @n slots with tokens until killed, after
+ * allocating and freeing @park more (parked in its cache, if any). */
+static pid_t spawn_holder(int n, uint64_t *held, int park)
 {
 	int pfd[2];
 	pid_t pid;
@@ -209,6 +258,10 @@ static pid_t spawn_holder(int n, uint64_t *held)
 		shmpool_t *q = open_pool();
 
 		close(pfd[0]);
+		int64_t parked[CAP];
+
+		for (int i = 0; q && i < park; i++)
+			parked[i] = shmpool_alloc(q, 0);
 		for (int i = 0; q && i < n; i++) {
 			int64_t x = shmpool_alloc(q, 0);
 
@@ -216,6 +269,8 @@ static pid_t spawn_holder(int n, uint64_t *held)
 			if (write(pfd[1], &x, sizeof(x)) != sizeof(x))
 				_exit(1);
 		}
+		for (int i = 0; q && i < park; i++)
+			shmpool_free(q, (uint64_t)parked[i]);
 		close(pfd[1]);
 		pause();
 		_exit(0);
@@ -228,11 +283,22 @@ static pid_t spawn_holder(int n, uint64_t *held)
 	return pid;
 }
 
+/* Crash hook of a thief: die inside the steal, holding caches. */
+static void die_in_steal(unsigned n, int line, const char *fn)
+{
+	(void)n;
+	(void)line;
+	if (strcmp(fn, "steal_caches") == 0)
+		kill(getpid(), SIGKILL);
+}
+
 /*
  * A process that dies in the middle of an operation: mode 1 right after
  * its claim CAS (an ownerless set bit), mode 2 right after the owner store
  * of a free (ownerless again), mode 3 inside recover_stale right after
- * locking a bitmap word, mode 0 after allocating 2 slots normally.
+ * locking a bitmap word, mode 0 after allocating 2 slots normally; with
+ * caches, mode 4 killed holding one slot and two parked in its cache, mode
+ * 5 killed while it takes caches back (the bitmap must be empty).
  */
 static void spawn_dead(int mode)
 {
@@ -244,7 +310,19 @@ static void spawn_dead(int mode)
 
 		if (!q)
 			_exit(1);
+		if (mode == 5) {
+			shmpool__crash_arm(-1, -1, die_in_steal);
+			shmpool_alloc(q, 0);
+			_exit(3); /* not reached */
+		}
 		x = shmpool_alloc(q, 0); /* attaches; x stays held (mode 0) */
+		if (mode == 4) {
+			int64_t y = shmpool_alloc(q, 0), z = shmpool_alloc(q, 0);
+
+			shmpool_free(q, (uint64_t)y);
+			shmpool_free(q, (uint64_t)z);
+			kill(getpid(), SIGKILL);
+		}
 		if (mode == 0) {
 			shmpool_alloc(q, 0);
 			_exit(0);
@@ -318,10 +396,11 @@ static void check_invariants(struct world *w)
 			    (unsigned long long)w->held[i]);
 	shmpool_stats(p, &st);
 	if (st.used != (uint64_t)n || st.available != CAP - (uint64_t)n ||
-	    st.allocs - st.frees != st.used || shmpool_used(p) != st.used)
-		bad("counters: used %llu available %llu allocs %llu frees %llu"
-		    " for %lld allocated",
-		    (unsigned long long)st.used,
+	    st.allocs - st.frees != st.used + st.cached ||
+	    shmpool_used(p) != st.used || (!cur_cache && st.cached))
+		bad("counters: used %llu cached %llu available %llu allocs "
+		    "%llu frees %llu for %lld allocated",
+		    (unsigned long long)st.used, (unsigned long long)st.cached,
 		    (unsigned long long)st.available,
 		    (unsigned long long)st.allocs, (unsigned long long)st.frees,
 		    (long long)n);
@@ -344,6 +423,11 @@ static void check_blocking(struct world *w)
 
 	while ((x = shmpool_try_alloc(p)) >= 0)
 		extra[nextra++] = (uint64_t)x;
+	/* every slot no live holder holds can be had: none is stranded (in
+	 * a cache nobody can empty, say) */
+	if (nextra != CAP - w->nmine - w->nheld)
+		bad("%d free slots could be allocated, %d expected", nextra,
+		    CAP - w->nmine - w->nheld);
 	pid = fork();
 	if (pid == 0) {
 		shmpool_t *q = open_pool();
@@ -381,6 +465,23 @@ static void give_back(struct world *w)
 	w->mine[lo] = w->mine[--w->nmine];
 }
 
+/* Allocate (with tokens) until the bitmap is empty: every free slot is
+ * then in some cache.  Stops before an allocation would take slots back
+ * from a cache. */
+static void fill_bitmap(struct world *w)
+{
+	struct shmpool_stats st;
+
+	while (shmpool_stats(w->p, &st) == 0 && st.allocs - st.frees < CAP) {
+		int64_t x = shmpool_try_alloc(w->p);
+
+		if (x < 0)
+			break;
+		shmpool_i64_set(w->p, (uint64_t)x, token((uint64_t)x));
+		w->mine[w->nmine++] = (uint64_t)x;
+	}
+}
+
 /* Take the survivor's user record now, holding nothing. */
 static void attach(shmpool_t *p)
 {
@@ -399,6 +500,7 @@ static int run_case(enum state s, int k, int k2, int *ran)
 
 	failures_in_case = 0;
 	*ran = 0;
+	cur_cache = s >= CCHURN;
 	unlink(path);
 	if (s != CREATE) {
 		w.p = open_pool();
@@ -410,7 +512,7 @@ static int run_case(enum state s, int k, int k2, int *ran)
 		w.users = 1;
 		attach(w.p);
 	}
-	if (s == PARTLY) {
+	if (s == PARTLY || s == CCHURN) {
 		for (int i = 0; i < 2; i++) {
 			w.mine[w.nmine] = (uint64_t)shmpool_alloc(w.p, 0);
 			shmpool_i64_set(w.p, w.mine[w.nmine],
@@ -418,9 +520,20 @@ static int run_case(enum state s, int k, int k2, int *ran)
 			w.nmine++;
 		}
 		gift = shmpool_alloc(w.p, 0);
-		w.holder = spawn_holder(2, w.held);
+		w.holder = spawn_holder(2, w.held, s == CCHURN ? 2 : 0);
 		w.nheld = 2;
 		w.users++;
+	}
+	if (s == CSTEAL || s == CRECOVER) {
+		w.holder = spawn_holder(2, w.held, 3);
+		w.nheld = 2;
+		w.users++;
+		spawn_dead(4);
+		fill_bitmap(&w);
+		if (s == CRECOVER) {
+			spawn_dead(5);
+			give_back(&w); /* the thief holds our cache: freed */
+		}
 	}
 	if (s == FULL || s == WAKER || s == BATCH) {
 		for (int i = 0; i < CAP; i++) {
