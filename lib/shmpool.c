@@ -173,13 +173,14 @@ static pthread_key_t thread_key;
 struct tls_ent {
 	uint64_t serial;
 	struct pool_user *u;
+	_Atomic uint32_t *cstk; /* the user's slot cache (pools with caches) */
 	uint32_t uid;
 	uint32_t locked; /* the last failed claim passed a locked word with
 			    free bits (see unlock_stale_words) */
 };
 #define TLS_WAYS 4
 /* initial-exec: a direct %fs-relative access instead of a __tls_get_addr
- * call per operation; 96 bytes fit the static TLS reserve even when the
+ * call per operation; 128 bytes fit the static TLS reserve even when the
  * library is dlopen()ed (as the Perl module does). */
 static __thread struct tls_ent tls_ents[TLS_WAYS]
 	__attribute__((tls_model("initial-exec")));
@@ -1464,6 +1465,7 @@ static __attribute__((noinline)) struct tls_ent *user_slow(struct shmpool *p)
 	tls_ents[0].serial = p->serial;
 	tls_ents[0].uid = uid;
 	tls_ents[0].u = &p->users[uid];
+	tls_ents[0].cstk = p->cstack + (uint64_t)uid * p->cstride;
 	return &tls_ents[0];
 }
 
@@ -1479,17 +1481,29 @@ static inline struct tls_ent *me(struct shmpool *p)
 /* Claim and release                                                   */
 /* ------------------------------------------------------------------ */
 
+static __attribute__((noinline)) void zero_any(unsigned char *s, size_t n)
+{
+	memset(s, 0, n);
+}
+
 static inline void zero_slot(struct shmpool *p, uint64_t idx)
 {
 	unsigned char *s = slot_addr(p, idx);
 
-	/* constant sizes become single stores for the typed variants */
+	/* constant sizes become single stores for the typed variants; the
+	 * call stays out of the fast paths, which then save no registers */
 	if (p->stride == 8)
 		memset(s, 0, 8);
 	else if (p->stride == 4)
 		memset(s, 0, 4);
+	else if (p->stride <= 64 && !(p->stride & 15))
+		/* small raw slots: a few 16-byte stores, no call */
+		for (unsigned char *e = s + p->stride; s < e; s += 16) {
+			__asm__("" : "+r"(s)); /* keep it a loop, not memset */
+			memset(s, 0, 16);
+		}
 	else
-		memset(s, 0, p->stride);
+		zero_any(s, p->stride);
 }
 
 /*
@@ -1889,7 +1903,7 @@ static inline void cache_leave(struct tls_ent *t, uint32_t n)
 static inline int64_t cache_pop(struct shmpool *p, struct tls_ent *t,
 				uint32_t *n)
 {
-	_Atomic uint32_t *stk = cstack_of(p, t->uid);
+	_Atomic uint32_t *stk = t->cstk;
 
 	while (*n) {
 		uint64_t idx = atomic_load_explicit(&stk[--*n], RLX);
@@ -1912,14 +1926,26 @@ static inline int64_t cache_pop(struct shmpool *p, struct tls_ent *t,
 static inline int64_t cache_alloc_fast(struct shmpool *p, struct tls_ent *t)
 {
 	uint32_t n;
-	int64_t r = -1;
+	uint64_t idx;
 
 	if (unlikely(cache_enter(p, t, &n) < 0))
 		return -1;
-	if (likely(n))
-		r = cache_pop(p, t, &n);
-	cache_leave(t, n);
-	return r;
+	/* straight line: the top entry, if it is sound (else cache_alloc
+	 * pops with the checks in a loop) */
+	if (unlikely(!n) ||
+	    unlikely((idx = atomic_load_explicit(&t->cstk[n - 1], RLX)) >=
+		     p->capacity) ||
+	    unlikely(atomic_load_explicit(&p->owner[idx], RLX) !=
+		     cached_owner(t->uid))) {
+		cache_leave(t, n);
+		return -1;
+	}
+	atomic_store_explicit(&p->owner[idx], t->uid + 1, RLX);
+	CP();
+	zero_slot(p, idx);
+	CP();
+	cache_leave(t, n - 1);
+	return (int64_t)idx;
 }
 
 /*
@@ -1931,7 +1957,7 @@ static inline int64_t cache_alloc_fast(struct shmpool *p, struct tls_ent *t)
 static uint64_t cache_release(struct shmpool *p, struct tls_ent *t,
 			      uint32_t from, uint32_t cnt)
 {
-	_Atomic uint32_t *stk = cstack_of(p, t->uid);
+	_Atomic uint32_t *stk = t->cstk;
 	uint32_t own = cached_owner(t->uid);
 	uint64_t idx[SHMPOOL_MAX_CACHE], freed = 0;
 
@@ -1965,7 +1991,7 @@ static uint64_t cache_release(struct shmpool *p, struct tls_ent *t,
 static uint32_t cache_refill(struct shmpool *p, struct tls_ent *t)
 {
 	struct pool_user *u = t->u;
-	_Atomic uint32_t *stk = cstack_of(p, t->uid);
+	_Atomic uint32_t *stk = t->cstk;
 	uint64_t got[SHMPOOL_MAX_CACHE], k = 0;
 	uint64_t want = p->ccap / 2 ? p->ccap / 2 : 1;
 	uint64_t w0 = atomic_load_explicit(&u->hint, RLX) >> 6, w;
@@ -2035,7 +2061,7 @@ static uint64_t cache_flush(struct shmpool *p, struct tls_ent *t)
 static __attribute__((noinline)) uint32_t cache_make_room(struct shmpool *p,
 							  struct tls_ent *t)
 {
-	_Atomic uint32_t *stk = cstack_of(p, t->uid);
+	_Atomic uint32_t *stk = t->cstk;
 	uint32_t n = p->ccap, half = n / 2 ? n / 2 : n;
 
 	cache_release(p, t, 0, half);
@@ -2066,7 +2092,7 @@ static inline int cache_push(struct shmpool *p, struct tls_ent *t,
 		n = cache_make_room(p, t);
 	atomic_store_explicit(&p->owner[idx], cached_owner(t->uid), RLX);
 	CP();
-	atomic_store_explicit(&cstack_of(p, t->uid)[n], (uint32_t)idx, RLX);
+	atomic_store_explicit(&t->cstk[n], (uint32_t)idx, RLX);
 	CP();
 	cache_leave(t, n + 1);
 	return 0;
@@ -3921,6 +3947,7 @@ SHMPOOL_API int shmpool_close(shmpool_t *p)
 
 		te.uid = p->hu[i].uid;
 		te.u = &p->users[te.uid];
+		te.cstk = cstack_of(p, te.uid);
 		if (cache_flush(p, &te))
 			wake_if_waiters(p, INT_MAX);
 	}
