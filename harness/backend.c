@@ -53,6 +53,11 @@ enum backend_kind backend_kind(const char *name)
 
 const char *backend_validate(const struct config *c, const char **key)
 {
+	if (c->cache && backend_kind(c->backend) != BACKEND_SHMPOOL) {
+		*key = "cache";
+		return "a slot cache is a shmpool option: use backend = shmpool "
+			"or cache = 0";
+	}
 	if (backend_kind(c->backend) != BACKEND_URCU)
 		return NULL;
 	*key = "backend";

@@ -102,7 +102,8 @@
 		     "kernel may ignore it); or on (explicit huge pages: "   \
 		     "SHMPOOL_HUGETLB, MAP_HUGETLB).  See doc/backends.md.") \
 	X(prefault, "on: every page of the pool's data was faulted in "      \
-		    "before the start gate.")
+		    "before the start gate.")                                  \
+	X(cache, "Slots per worker's slot cache of the pool (0: none).")
 
 enum csv_col {
 #define X(name, doc) COL_##name,
@@ -297,6 +298,7 @@ void csv_row(struct csv *c, const struct hostinfo *h, const char *scenario,
 		case COL_mode: S(g->mode); break;
 		case COL_hugepages: S(g->hugepages); break;
 		case COL_prefault: S(g->prefault); break;
+		case COL_cache: I(g->cache); break;
 		case NCOLS: break;
 		}
 	}

@@ -308,6 +308,8 @@ static void point_params(const struct point *pt, char *buf, size_t len)
 			show = strcmp(c->hugepages, "off") != 0;
 		if (id == OPT_ID_prefault)
 			show = strcmp(c->prefault, "off") != 0;
+		if (id == OPT_ID_cache)
+			show = pt->swept[id] || c->cache != 0;
 		if (id == OPT_ID_timeout || id == OPT_ID_elem_size ||
 		    id == OPT_ID_variant)
 			show = show && (pt->swept[id] || pt->where[id].line);

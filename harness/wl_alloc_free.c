@@ -167,7 +167,7 @@ const struct workload_ops wl_alloc_free = {
 	.help = "shmpool_alloc + shmpool_free in a loop (alloc_n/free_n when "
 		"batch > 1), or the same over another backend (mutex, urcu, "
 		"floor); ops count slots; latency is per call",
-	.keys = "variant capacity elem_size batch timeout backing backend",
+	.keys = "variant capacity elem_size batch timeout backing backend cache",
 	.defaults = "",
 	.ops = NULL,
 	.validate = validate,

@@ -308,7 +308,7 @@ const struct workload_ops wl_alloc_set_get_free = {
 		"set, get on a held slot, alloc_set = alloc_set+free; every "
 		"get is checked; backend = mutex, urcu, floor: cycle over "
 		"that free list with memcpy (variant raw)",
-	.keys = "variant op capacity elem_size backing backend",
+	.keys = "variant op capacity elem_size backing backend cache",
 	.defaults = "variant=i64",
 	.ops = "cycle|set_get|set|get|alloc_set",
 	.validate = validate,

@@ -104,7 +104,7 @@ const struct workload_ops wl_blocking = {
 	.name = "blocking",
 	.help = "more workers than slots: take a slot, hold it, free it; "
 		"counts waits and timeouts, lat_* = wake latency after a free",
-	.keys = "variant capacity elem_size hold timeout backing",
+	.keys = "variant capacity elem_size hold timeout backing cache",
 	.defaults = "capacity=1 hold=100us",
 	.ops = NULL,
 	.setup = setup,

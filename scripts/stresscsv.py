@@ -13,14 +13,14 @@ import statistics
 
 # The configuration of a run: rows that agree on all of these are
 # repetitions of the same experiment.  The first ten are always present
-# (the list); pin, mem, backing, hold_ns, and the backend, mode and
-# pool memory options of later schema additions, can be swept too, so they
-# are part of the configuration (and tell plot lines apart) when the file
-# has them.
+# (the list); pin, mem, backing, hold_ns, and the backend, mode,
+# pool memory and slot cache options of later schema additions, can be
+# swept too, so they are part of the configuration (and tell plot lines
+# apart) when the file has them.
 CONFIG_KEYS = ("scenario", "section", "workload", "variant", "op", "workers",
                "batch", "capacity", "elem_size", "slots")
 EXTRA_CONFIG_KEYS = ("hold_ns", "pin", "mem", "backing", "backend", "mode",
-                     "hugepages", "prefault")
+                     "hugepages", "prefault", "cache")
 
 # Which floor op is the hardware limit of each workload: one alloc+free is
 # a claim and a release of a bit (the pool's own loop shape); a typed

@@ -63,21 +63,21 @@ else
 	fi
 fi
 
-# 2. ... and on every CPU here: 8 points per worker count, 3 repeats.
+# 2. ... and on every CPU here: 10 points per worker count, 3 repeats.
 if [ "$have_urcu" = yes ]; then
 	ncpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) # as $ncpus
 	"$stress" --check scenarios/compare.ini >"$tmp/out" 2>"$tmp/err"
 	rc=$?
-	want="scenarios/compare.ini: $((8 * ncpus)) points, $((24 * ncpus)) runs,"
+	want="scenarios/compare.ini: $((10 * ncpus)) points, $((30 * ncpus)) runs,"
 	if [ "$rc" = 0 ] && head -n 1 "$tmp/out" | grep -q "^$want"; then
-		ok "compare.ini: 8 x $ncpus points"
+		ok "compare.ini: 10 x $ncpus points"
 	else
 		head -n 1 "$tmp/out" | sed 's/^/# got: /'
 		echo "# want: $want"
-		not_ok "compare.ini: 8 x $ncpus points (got $rc)"
+		not_ok "compare.ini: 10 x $ncpus points (got $rc)"
 	fi
 else
-	skip "compare.ini: 8 points per worker count" "stress built without liburcu"
+	skip "compare.ini: 10 points per worker count" "stress built without liburcu"
 fi
 
 # 3-5. Every backend in both modes, briefly: exit 0, every row ok with
