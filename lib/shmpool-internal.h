@@ -40,6 +40,27 @@
  * Above any user index + 1, and within the 28 bits of PEND_PRE. */
 #define OWNER_CACHED (1u << 24)
 
+/*
+ * The state of a user's slot cache: its depth and a busy flag, one 64-bit
+ * word whose halves are also written alone.  The owner sets busy with a
+ * 32-bit store (leaving the depth as it is) and ends an operation with one
+ * 64-bit store of the new depth and busy = 0; a thief reads the halves.
+ * Aligned accesses of either size are single-copy atomic on the CPUs Linux
+ * runs on.
+ */
+union cache_state {
+	_Atomic uint64_t word; /* depth | busy << 32 */
+	struct {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		_Atomic uint32_t depth;
+		_Atomic uint32_t busy;
+#else
+		_Atomic uint32_t busy;
+		_Atomic uint32_t depth;
+#endif
+	} h;
+};
+
 /* User (attachment record) states. */
 #define USER_FREE 0u
 #define USER_USED 1u
@@ -121,14 +142,14 @@ struct pool_user {
 	_Atomic uint64_t nalloc;    /* slots claimed */
 	_Atomic uint64_t nfree;     /* slots released (incl. recovered) */
 	_Atomic uint64_t hint;      /* slot to try first */
-	_Atomic uint64_t cstate;    /* cache depth | CBUSY (see steal) */
+	union cache_state cst;      /* slot cache: depth, busy */
 	_Alignas(SHMPOOL_CACHELINE) _Atomic uint32_t state;
 	_Atomic int32_t pid;
 	_Atomic uint64_t nwait;
 	_Atomic uint64_t ntimeout;
 	_Atomic uint64_t nrecov;
 	_Atomic uint32_t csteal;    /* 0, or the user index + 1 of a thief
-				       that owns the cache for a moment */
+				       that holds the cache for a moment */
 };
 
 /* Offsets of the fixed part: the header takes whole lines of its own, so

@@ -175,8 +175,9 @@ struct tls_ent {
 	struct pool_user *u;
 	_Atomic uint32_t *cstk; /* the user's slot cache (pools with caches) */
 	uint32_t uid;
-	uint32_t locked; /* the last failed claim passed a locked word with
-			    free bits (see unlock_stale_words) */
+	uint16_t locked;  /* the last failed claim passed a locked word with
+			     free bits (see unlock_stale_words) */
+	uint16_t waiting; /* in wait_for with the waiter bit set */
 };
 #define TLS_WAYS 4
 /* initial-exec: a direct %fs-relative access instead of a __tls_get_addr
@@ -202,6 +203,10 @@ static void thread_exit(void *arg)
 		pthread_mutex_unlock(&p->mu);
 	}
 	pthread_mutex_unlock(&reg_mu);
+	/* The records are another thread's to take from now on: a later
+	 * destructor of this thread that uses a pool must take one anew, or
+	 * two threads would share one record (and its cache). */
+	memset(tls_ents, 0, sizeof(tls_ents));
 }
 
 /* 1: this process can use caches (registered for membarrier); -1: it
@@ -1415,7 +1420,7 @@ static int take_user(struct shmpool *p, uint32_t *uid)
 		 * users, so sums over all records stay right. */
 		atomic_store_explicit(&u->pend_op, OP_NONE, RLX);
 		CP();
-		atomic_store_explicit(&u->cstate, 0, RLX);
+		atomic_store_explicit(&u->cst.word, 0, RLX);
 		CP();
 		atomic_store_explicit(&u->hint,
 				      hint_of_slot(initial_hint(i, p->capacity)),
@@ -1814,9 +1819,10 @@ static __attribute__((noinline)) int own_slot_slow(struct shmpool *p,
 
 /*
  * A pool made with options.cache = K gives every user record a stack of up
- * to K free slots in shared memory (cstack), its state word cstate (depth
- * in the low half, CBUSY while the user is in a cache operation) on the
- * record's own line, and a steal word csteal on its second line.  A cached
+ * to K free slots in shared memory (cstack), its depth and a busy flag
+ * (set while the user is in a cache operation) in one word on the record's
+ * own line (union cache_state), and a steal word csteal on its second
+ * line.  A cached
  * slot stays set in the bitmap with owner (uid + 1) | OWNER_CACHED, so
  * other allocators never claim it and recovery sweeps a dead user's cache
  * like its held slots.  Counters: nalloc and nfree count slots taken from
@@ -1831,22 +1837,27 @@ static __attribute__((noinline)) int own_slot_slow(struct shmpool *p,
  * (an allocator that found the bitmap empty, or a recovery finishing a
  * dead thief's work) empties it.  Mutual exclusion without a locked
  * instruction on the owner's side, as membarrier(2) describes: the owner
- * sets CBUSY, then (compiler barrier only) loads csteal and leaves the
- * cache alone if it is set; the thief CASes csteal from 0 to its own id,
+ * stores busy = 1 (the depth's half of the word untouched), then (compiler
+ * barrier only) loads csteal and leaves the cache alone if it is set, and
+ * only then reads its depth; the thief CASes csteal from 0 to its own id,
  * calls membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which runs a full
  * barrier on every CPU that runs a thread of a registered process, then
- * loads cstate.  Either the owner's csteal load comes after that barrier
- * (it sees the thief and bypasses its cache) or its CBUSY store came
- * before it (the thief sees the owner busy and waits for the store that
- * clears CBUSY, a release that publishes the finished operation).
+ * loads busy.  Either the owner's csteal load comes after that barrier (it
+ * sees the thief and bypasses its cache) or its busy store came before it
+ * (the thief sees the owner busy and waits for the store that clears it, a
+ * release that publishes the finished operation).  An owner never writes
+ * back a depth it read before a thief emptied the cache: it reads the
+ * depth only once the cache is its own, and a thief sets it to 0 before
+ * it lets go.
  *
- * Wake-ups: a push loads the waiter mask after its stores; a waiter issues
- * the membarrier after setting its waiter bit and before it reads other
- * users' depths.  So either the pusher sees the waiter (it then gives its
- * whole cache back and wakes) or the waiter sees the pushed slot (and
- * steals it).
+ * Wake-ups: a push, and a refill that leaves slots in the cache, load the
+ * waiter mask after their stores; a waiter issues the membarrier after
+ * setting its waiter bit and before it reads other users' depths.  So
+ * either the cache's owner sees the waiter (it then gives its whole cache
+ * back and wakes) or the waiter sees the parked slot (and steals it).  A
+ * waiter that meets a cache it cannot empty now (its owner busy, or
+ * another thief on it) looks again every LOCKED_NAP.
  */
-#define CBUSY (1ull << 32)
 
 static inline _Atomic uint32_t *cstack_of(const struct shmpool *p,
 					  uint32_t uid)
@@ -1859,38 +1870,50 @@ static inline uint32_t cached_owner(uint32_t uid)
 	return (uid + 1) | OWNER_CACHED;
 }
 
-/* Depth of a cache as read by anyone (bounded: a peer may be hostile). */
-static inline uint32_t cache_depth(const struct shmpool *p, uint64_t cs)
+/* Depth of user @u's cache (bounded: a peer may be hostile). */
+static inline uint32_t cache_depth(const struct shmpool *p,
+				   const struct pool_user *u, memory_order mo)
 {
-	uint32_t n = (uint32_t)cs;
+	uint32_t n = atomic_load_explicit(&u->cst.h.depth, mo);
 
 	return n > p->cache ? p->cache : n;
 }
 
+/* A cache operation in progress: the depth. */
+struct cop {
+	uint32_t n;
+};
+
 /*
- * Begin a cache operation of @t: 0 and the depth in *@n when the cache is
- * its own, -1 (and not busy) while a thief holds it.
+ * Begin a cache operation of @t: 0 and the depth in op->n when the cache
+ * is its own, -1 (and not busy) while a thief holds it.
  */
 static inline int cache_enter(const struct shmpool *p, struct tls_ent *t,
-			      uint32_t *n)
+			      struct cop *op)
 {
 	struct pool_user *u = t->u;
-	uint64_t cs = atomic_load_explicit(&u->cstate, RLX);
 
-	atomic_store_explicit(&u->cstate, cs | CBUSY, RLX);
+	atomic_store_explicit(&u->cst.h.busy, 1, RLX);
 	atomic_signal_fence(SC); /* the other half is the thief's membarrier */
 	if (unlikely(atomic_load_explicit(&u->csteal, ACQ))) {
-		atomic_store_explicit(&u->cstate, cs, REL);
+		atomic_store_explicit(&u->cst.h.busy, 0, REL);
 		return -1;
 	}
-	*n = cache_depth(p, cs);
+	op->n = cache_depth(p, u, RLX);
 	return 0;
 }
 
-/* End a cache operation, leaving @n slots in the cache. */
-static inline void cache_leave(struct tls_ent *t, uint32_t n)
+/* Set the depth of @t's cache to op->n within the operation. */
+static inline void cache_set_depth(struct tls_ent *t, const struct cop *op)
 {
-	atomic_store_explicit(&t->u->cstate, n, REL);
+	atomic_store_explicit(&t->u->cst.h.depth, op->n, RLX);
+	CP();
+}
+
+/* End a cache operation, leaving op->n slots in the cache. */
+static inline void cache_leave(struct tls_ent *t, const struct cop *op)
+{
+	atomic_store_explicit(&t->u->cst.word, op->n, REL); /* busy = 0 */
 	CP();
 }
 
@@ -1925,26 +1948,27 @@ static inline int64_t cache_pop(struct shmpool *p, struct tls_ent *t,
  * empty or a thief holds it (the caller then takes the slow path). */
 static inline int64_t cache_alloc_fast(struct shmpool *p, struct tls_ent *t)
 {
-	uint32_t n;
+	struct cop op;
 	uint64_t idx;
 
-	if (unlikely(cache_enter(p, t, &n) < 0))
+	if (unlikely(cache_enter(p, t, &op) < 0))
 		return -1;
 	/* straight line: the top entry, if it is sound (else cache_alloc
 	 * pops with the checks in a loop) */
-	if (unlikely(!n) ||
-	    unlikely((idx = atomic_load_explicit(&t->cstk[n - 1], RLX)) >=
+	if (unlikely(!op.n) ||
+	    unlikely((idx = atomic_load_explicit(&t->cstk[op.n - 1], RLX)) >=
 		     p->capacity) ||
 	    unlikely(atomic_load_explicit(&p->owner[idx], RLX) !=
 		     cached_owner(t->uid))) {
-		cache_leave(t, n);
+		cache_leave(t, &op);
 		return -1;
 	}
 	atomic_store_explicit(&p->owner[idx], t->uid + 1, RLX);
 	CP();
 	zero_slot(p, idx);
 	CP();
-	cache_leave(t, n - 1);
+	op.n--;
+	cache_leave(t, &op);
 	return (int64_t)idx;
 }
 
@@ -2025,41 +2049,51 @@ static uint32_t cache_refill(struct shmpool *p, struct tls_ent *t)
 	return (uint32_t)k;
 }
 
+static int cache_give_back(struct shmpool *p, struct tls_ent *t);
+
 /*
  * An allocation for a user with a cache, past the fast path: pop, or
  * refill and pop; with a thief on the cache, claim from the bitmap.
  */
 static int64_t cache_alloc(struct shmpool *p, struct tls_ent *t)
 {
-	uint32_t n;
+	struct cop op;
 	int64_t r;
+	int refilled = 0;
 
-	if (cache_enter(p, t, &n) < 0)
+	if (cache_enter(p, t, &op) < 0)
 		return claim_one(p, t);
-	r = cache_pop(p, t, &n);
-	if (r < 0 && (n = cache_refill(p, t)))
-		r = cache_pop(p, t, &n);
-	cache_leave(t, n);
+	r = cache_pop(p, t, &op.n);
+	if (r < 0 && (op.n = cache_refill(p, t))) {
+		refilled = 1;
+		r = cache_pop(p, t, &op.n);
+	}
+	cache_leave(t, &op);
+	/* Slots just taken from the bitmap into the cache: as after a push,
+	 * a waiter that may have missed them gets them back. */
+	if (refilled && op.n && have_waiters(p))
+		cache_give_back(p, t);
 	return r;
 }
 
 /* Give @t's whole cache back to the bitmap.  Returns the slots freed. */
 static uint64_t cache_flush(struct shmpool *p, struct tls_ent *t)
 {
+	struct cop op;
 	uint64_t freed;
-	uint32_t n;
 
-	if (cache_enter(p, t, &n) < 0)
+	if (cache_enter(p, t, &op) < 0)
 		return 0; /* a thief empties it */
-	freed = cache_release(p, t, 0, n);
-	cache_leave(t, 0);
+	freed = cache_release(p, t, 0, op.n);
+	op.n = 0;
+	cache_leave(t, &op);
 	return freed;
 }
 
 /* A full cache gives its older half back to the bitmap (in a cache
  * operation).  Returns the new depth. */
-static __attribute__((noinline)) uint32_t cache_make_room(struct shmpool *p,
-							  struct tls_ent *t)
+static __attribute__((noinline)) uint32_t
+cache_make_room(struct shmpool *p, struct tls_ent *t, struct cop op)
 {
 	_Atomic uint32_t *stk = t->cstk;
 	uint32_t n = p->ccap, half = n / 2 ? n / 2 : n;
@@ -2071,9 +2105,9 @@ static __attribute__((noinline)) uint32_t cache_make_room(struct shmpool *p,
 		CP();
 	}
 	/* the depth drops at once: the moved entries are there twice */
-	atomic_store_explicit(&t->u->cstate, (n - half) | CBUSY, RLX);
-	CP();
-	return n - half;
+	op.n = n - half;
+	cache_set_depth(t, &op);
+	return op.n;
 }
 
 /*
@@ -2084,17 +2118,18 @@ static __attribute__((noinline)) uint32_t cache_make_room(struct shmpool *p,
 static inline int cache_push(struct shmpool *p, struct tls_ent *t,
 			     uint64_t idx)
 {
-	uint32_t n;
+	struct cop op;
 
-	if (unlikely(cache_enter(p, t, &n) < 0))
+	if (unlikely(cache_enter(p, t, &op) < 0))
 		return -1;
-	if (unlikely(n >= p->ccap))
-		n = cache_make_room(p, t);
+	if (unlikely(op.n >= p->ccap))
+		op.n = cache_make_room(p, t, op);
 	atomic_store_explicit(&p->owner[idx], cached_owner(t->uid), RLX);
 	CP();
-	atomic_store_explicit(&t->cstk[n], (uint32_t)idx, RLX);
+	atomic_store_explicit(&t->cstk[op.n], (uint32_t)idx, RLX);
 	CP();
-	cache_leave(t, n + 1);
+	op.n++;
+	cache_leave(t, &op);
 	return 0;
 }
 
@@ -2111,14 +2146,14 @@ static __attribute__((noinline)) int cache_give_back(struct shmpool *p,
 /*
  * Wait until user @u is not in a cache operation (after the membarrier).
  * An operation takes nanoseconds unless its thread was descheduled; one
- * stopped or killed in it keeps CBUSY set, and then the caller gives up.
+ * stopped or killed in it keeps cbusy set, and then the caller gives up.
  */
 static int cache_wait_idle(const struct pool_user *u)
 {
-	for (int i = 0; i < 2000; i++) {
-		if (!(atomic_load_explicit(&u->cstate, ACQ) & CBUSY))
+	for (int i = 0; i < 300; i++) {
+		if (!atomic_load_explicit(&u->cst.h.busy, ACQ))
 			return 0;
-		if (i >= 1000)
+		if (i >= 200) /* let a descheduled owner run */
 			sched_yield();
 	}
 	return -1;
@@ -2127,13 +2162,15 @@ static int cache_wait_idle(const struct pool_user *u)
 static int rfree_slot(struct shmpool *p, struct tls_ent *t, uint64_t idx,
 		      uint32_t o);
 
-/* Empty the cache of user @v, which thief @t holds (csteal) and which is
- * idle.  Returns the slots freed. */
+/*
+ * Empty the cache of user @v, which thief @t holds (csteal) and which is
+ * idle; the caller then lets it go.  Returns the slots freed.
+ */
 static uint64_t cache_drain(struct shmpool *p, struct tls_ent *t, uint32_t v)
 {
 	struct pool_user *vu = &p->users[v];
 	_Atomic uint32_t *stk = cstack_of(p, v);
-	uint32_t n = cache_depth(p, atomic_load_explicit(&vu->cstate, ACQ));
+	uint32_t n = cache_depth(p, vu, ACQ);
 	uint64_t freed = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
@@ -2143,7 +2180,7 @@ static uint64_t cache_drain(struct shmpool *p, struct tls_ent *t, uint32_t v)
 			freed += (uint64_t)rfree_slot(p, t, idx,
 						      cached_owner(v));
 	}
-	atomic_store_explicit(&vu->cstate, 0, RLX);
+	atomic_store_explicit(&vu->cst.word, 0, RLX);
 	CP();
 	return freed;
 }
@@ -2151,36 +2188,48 @@ static uint64_t cache_drain(struct shmpool *p, struct tls_ent *t, uint32_t v)
 /*
  * Take back the slots parked in users' caches (the caller's own included)
  * for thief @t, which found the bitmap empty; idle, busy and dead users
- * alike, except those in the middle of a cache operation.  Users are taken
- * 64 at a time: one membarrier makes every pushed slot visible (see the
- * wake-up argument above), the thief claims the caches it saw non-empty,
- * a second one excludes their owners.  A cache whose owner stays busy
- * (descheduled, stopped, or killed mid-operation) sets *@busy: a waiter
- * then looks again soon instead of sleeping beside it.  Returns the number
- * of slots freed to the bitmap.
+ * alike, except those in the middle of a cache operation.  A @waiting
+ * thief (its waiter bit set) first issues a membarrier, which makes every
+ * pushed slot visible (see the wake-up argument above); one that does not
+ * wait reads the depths as they are, so a try on a full pool with empty
+ * caches costs no syscall.  Users are taken 64 at a time: the thief claims
+ * the caches it saw non-empty, and a membarrier excludes their owners.  A
+ * cache whose owner stays busy (descheduled, stopped, or killed
+ * mid-operation) sets *@busy: a waiter then looks again soon instead of
+ * sleeping beside it.  Returns the number of slots freed to the bitmap.
  */
 static __attribute__((noinline)) uint64_t
-steal_caches(struct shmpool *p, struct tls_ent *t, int *busy)
+steal_caches(struct shmpool *p, struct tls_ent *t, int waiting, int *busy)
 {
-	uint32_t hwm = user_hwm(p);
 	uint64_t freed = 0;
+	uint32_t hwm;
 
+	if (waiting && membarrier_all() < 0) {
+		*busy = 1; /* cannot take caches back: poll instead */
+		return 0;
+	}
+	hwm = user_hwm(p); /* after the barrier: a new user's push too */
 	for (uint32_t base = 0; base < hwm; base += 64) {
 		uint32_t end = base + 64 < hwm ? base + 64 : hwm;
 		uint64_t held = 0;
 		int mb;
 
-		if (membarrier_all() < 0)
-			return freed;
 		for (uint32_t v = base; v < end; v++) {
 			struct pool_user *vu = &p->users[v];
 			uint32_t zero = 0;
 
-			if (cache_depth(p, atomic_load_explicit(&vu->cstate,
-								RLX)) &&
-			    atomic_compare_exchange_strong_explicit(
+			if (!cache_depth(p, vu, RLX)) {
+				/* a refill in progress fills it in a moment */
+				if (v != t->uid &&
+				    atomic_load_explicit(&vu->cst.h.busy, RLX))
+					*busy = 1;
+				continue;
+			}
+			if (atomic_compare_exchange_strong_explicit(
 				    &vu->csteal, &zero, t->uid + 1, SC, RLX))
 				held |= 1ull << (v - base);
+			else
+				*busy = 1; /* another thief has it for now */
 		}
 		if (!held)
 			continue;
@@ -2194,7 +2243,7 @@ steal_caches(struct shmpool *p, struct tls_ent *t, int *busy)
 			if (mb == 0 && cache_wait_idle(vu) == 0)
 				freed += cache_drain(p, t, v);
 			else
-				*busy = 1;
+				*busy = 1; /* untouched: the owner keeps it */
 			atomic_store_explicit(&vu->csteal, 0, REL);
 			CP();
 		}
@@ -2276,6 +2325,7 @@ static int64_t wait_for(struct shmpool *p, struct tls_ent *t, double timeout,
 	CP();
 	atomic_fetch_or_explicit(ww, wbit, SC);
 	CP();
+	t->waiting = 1;
 	for (;;) {
 		uint32_t seq = atomic_load_explicit(&p->sh->wake_seq, SC);
 		struct timespec nap, *until = forever ? NULL : &dl;
@@ -2299,6 +2349,7 @@ static int64_t wait_for(struct shmpool *p, struct tls_ent *t, double timeout,
 			r = fn(p, t, arg);
 			if (r >= 0 || errno != EAGAIN)
 				break;
+			t->waiting = 0;
 			atomic_fetch_and_explicit(ww, ~wbit, SC);
 			CP();
 			atomic_store_explicit(
@@ -2311,6 +2362,7 @@ static int64_t wait_for(struct shmpool *p, struct tls_ent *t, double timeout,
 				    timeout);
 		}
 	}
+	t->waiting = 0;
 	atomic_fetch_and_explicit(ww, ~wbit, SC);
 	CP();
 	pass_on(p);
@@ -2368,8 +2420,8 @@ static int steal_for(struct shmpool *p, struct tls_ent *t)
 
 	if (!p->cache)
 		return 0;
-	r = steal_caches(p, t, &busy) != 0;
-	t->locked |= (uint32_t)busy;
+	r = steal_caches(p, t, t->waiting, &busy) != 0;
+	t->locked |= (uint16_t)busy;
 	return r;
 }
 
@@ -2381,7 +2433,7 @@ static int64_t try_one(struct shmpool *p, struct tls_ent *t, void *arg)
 	if (r < 0 && t->locked && unlock_stale_words(p))
 		r = claim_any(p, t);
 	if (r < 0 && steal_for(p, t)) {
-		uint32_t busy = t->locked;
+		uint16_t busy = t->locked;
 
 		r = claim_any(p, t);
 		t->locked |= busy;
@@ -2439,7 +2491,7 @@ static int64_t try_n(struct shmpool *p, struct tls_ent *t, void *arg)
 	if (count_claimable(p, t, r->n) < r->n &&
 	    (!t->locked || !unlock_stale_words(p) ||
 	     count_claimable(p, t, r->n) < r->n)) {
-		uint32_t busy = 0;
+		uint16_t busy = 0;
 
 		t->locked = 0;
 		if (!steal_for(p, t) ||
@@ -2985,8 +3037,8 @@ static int word_needs_sweep(const struct rctx *c, uint64_t w)
  * A thief that died holding a cache (csteal) may have emptied it in part,
  * and its owner does not use the cache until csteal is clear.  Finish the
  * thief's work, as a thief of our own (a live owner then finds its cache
- * empty; one busy for too long is left to the next recovery), or, when
- * the owner is dead too, just let go: the sweep frees its cache.
+ * empty), or, when the owner is dead too, just let go: the sweep frees its
+ * cache.
  */
 static void finish_dead_steals(struct rctx *c)
 {
@@ -3007,11 +3059,12 @@ static void finish_dead_steals(struct rctx *c)
 			    &vu->csteal, &s, c->t->uid + 1, SC, RLX))
 			continue;
 		CP();
-		if (membarrier_all() == 0 && cache_wait_idle(vu) == 0) {
+		/* Let go even when the owner stays busy: the dead thief's
+		 * last free is settled, and pops, spills and drains skip the
+		 * entries it emptied (their owners no longer read cached). */
+		if (membarrier_all() == 0 && cache_wait_idle(vu) == 0)
 			c->freed += cache_drain(p, c->t, v);
-			s = 0;
-		}
-		atomic_store_explicit(&vu->csteal, s, REL);
+		atomic_store_explicit(&vu->csteal, 0, REL);
 		CP();
 	}
 }
@@ -3145,12 +3198,12 @@ SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p)
 	for (uint32_t i = 0; i < c.hwm; i++) {
 		if (!is_dead(&c, i))
 			continue;
+		/* its cache went with the sweep, settled or not */
+		atomic_store_explicit(&p->users[i].cst.word, 0, RLX);
+		CP();
 		if (settled[i]) {
 			atomic_fetch_and_explicit(&p->waitmask[i / 64],
 						  ~(1ull << (i % 64)), SC);
-			CP();
-			/* its cache went with the sweep */
-			atomic_store_explicit(&p->users[i].cstate, 0, RLX);
 			CP();
 			atomic_store_explicit(&p->users[i].state, USER_FREE,
 					      REL);
@@ -3198,7 +3251,7 @@ SHMPOOL_API int shmpool_reset(shmpool_t *p)
 	free(c.dead);
 	/* every cache empties: its slots are freed below with the rest */
 	for (uint32_t i = 0; i < c.hwm; i++) {
-		atomic_store_explicit(&p->users[i].cstate, 0, RLX);
+		atomic_store_explicit(&p->users[i].cst.word, 0, RLX);
 		atomic_store_explicit(&p->users[i].csteal, 0, RLX);
 		CP();
 	}
@@ -3697,8 +3750,7 @@ static void sum_users(const struct shmpool *p, struct shmpool_stats *st)
 		st->recoveries += atomic_load_explicit(&u->nrecov, RLX);
 		if (atomic_load_explicit(&u->state, RLX) != USER_FREE) {
 			st->users++;
-			st->cached += cache_depth(
-				p, atomic_load_explicit(&u->cstate, RLX));
+			st->cached += cache_depth(p, u, RLX);
 		}
 	}
 	st->allocs = na;
@@ -3957,7 +4009,6 @@ SHMPOOL_API int shmpool_close(shmpool_t *p)
 			struct pool_user *u = &p->users[p->hu[i].uid];
 
 			atomic_store_explicit(&u->pend_op, OP_NONE, RLX);
-			atomic_store_explicit(&u->cstate, 0, RLX);
 			atomic_store_explicit(&u->state, USER_FREE, REL);
 			unlock_byte(p->lfd, LOCK_USERS + p->hu[i].uid);
 		}
