@@ -483,6 +483,12 @@ Slots freed by C<recover_stale>.
 The C library counts more (the number of attached users, for one); see
 C<shmpool_stats> in F<shmpool.h>.
 
+A pool that a C program created with slot caches (C<shmpool_options.cache>)
+works from Perl unchanged, and this process then keeps a cache of its own.
+C<used> counts the slots callers hold, not those parked in caches, and
+C<allocs> and C<frees> count slots taken from and given back to the shared
+bitmap, so C<allocs - frees> is C<used> plus the parked slots.
+
 =head1 ERRORS
 
 Misuse croaks; the texts below are those of the original module where it
