@@ -2159,12 +2159,16 @@ static int cache_wait_idle(const struct pool_user *u)
 	return -1;
 }
 
-static int rfree_slot(struct shmpool *p, struct tls_ent *t, uint64_t idx,
-		      uint32_t o);
-
 /*
  * Empty the cache of user @v, which thief @t holds (csteal) and which is
- * idle; the caller then lets it go.  Returns the slots freed.
+ * idle; the caller then lets it go.  Each slot first becomes the thief's
+ * own (a CAS on its owner, as in a hand-off) and is then freed as such,
+ * under the thief's short pending record.  Not with an RFREE record naming
+ * @v as the pre-owner: @v lives on and may cache the same slot again
+ * before a recovery looks, which would then take a finished free for one
+ * that never started (found by the model, FIXRFREE).  A thief killed
+ * between the two steps leaves a slot owned by a dead user, which the
+ * recovery sweep frees.  Returns the slots freed.
  */
 static uint64_t cache_drain(struct shmpool *p, struct tls_ent *t, uint32_t v)
 {
@@ -2174,11 +2178,17 @@ static uint64_t cache_drain(struct shmpool *p, struct tls_ent *t, uint32_t v)
 	uint64_t freed = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t idx = atomic_load_explicit(&stk[i], RLX);
+		uint64_t idx = atomic_load_explicit(&stk[i], RLX), w;
+		uint32_t o = cached_owner(v);
 
-		if (idx < p->capacity)
-			freed += (uint64_t)rfree_slot(p, t, idx,
-						      cached_owner(v));
+		if (idx >= p->capacity ||
+		    !atomic_compare_exchange_strong_explicit(
+			    &p->owner[idx], &o, t->uid + 1, SC, RLX))
+			continue;
+		CP();
+		w = word_of(idx);
+		freed += (uint64_t)release_one(p, t, idx, w,
+					       idx - w * SLOTS_PER_WORD);
 	}
 	atomic_store_explicit(&vu->cst.word, 0, RLX);
 	CP();
@@ -2963,11 +2973,12 @@ static int resolve_pending(struct rctx *c, uint32_t d)
 }
 
 /*
- * Free slot @idx, which user @t does not own: it reads @o (a dead user's
- * slot, or a slot in a cache a thief empties).  An RFREE record of @t
- * covers the steps, and @t counts the free.  A CAS on the owner: a live
- * process adopting the slot wins or loses as a whole, and never do two
- * recoveries or thieves both free it.  Returns 1 when freed.
+ * Free slot @idx of a dead user, which reads @o (the dead user's id, with
+ * or without OWNER_CACHED).  An RFREE record of @t covers the steps, and
+ * @t counts the free.  A CAS on the owner: a live process adopting the
+ * slot wins or loses as a whole, and never do two recoveries both free
+ * it.  The record is unambiguous because a dead user never owns a slot
+ * again.  Returns 1 when freed.
  */
 static int rfree_slot(struct shmpool *p, struct tls_ent *t, uint64_t idx,
 		      uint32_t o)
