@@ -19,20 +19,6 @@
 
 #define WAKE_BOUND 5.0 /* a wake-up later than this was lost */
 
-static shmpool_t *cache_pool(const char *path, uint64_t cap, unsigned cache)
-{
-	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
-
-	o.variant = SHMPOOL_I64;
-	o.capacity = cap;
-	o.cache = cache;
-	if (path) {
-		o.backing = SHMPOOL_BACKING_FILE;
-		o.name = path;
-	}
-	return shmpool_open(&o);
-}
-
 /* Atomic add; the new value, or INT64_MIN when the call fails. */
 static int64_t add(shmpool_t *p, uint64_t idx, int64_t d)
 {
@@ -58,11 +44,11 @@ static void test_options(void **state)
 	(void)state;
 	const char *path = tu_path("pool");
 
-	assert_fails_null(cache_pool(NULL, 8, SHMPOOL_MAX_CACHE + 1), EINVAL);
-	shmpool_t *p = assert_pool(cache_pool(path, 8, 4));
+	assert_fails_null(tu_cache_pool(NULL, 8, SHMPOOL_MAX_CACHE + 1), EINVAL);
+	shmpool_t *p = assert_pool(tu_cache_pool(path, 8, 4));
 	/* opening: 0 takes the file's size, another size is refused */
-	shmpool_t *q = assert_pool(cache_pool(path, 8, 0));
-	assert_fails_null(cache_pool(path, 8, 5), EINVAL);
+	shmpool_t *q = assert_pool(tu_cache_pool(path, 8, 0));
+	assert_fails_null(tu_cache_pool(path, 8, 5), EINVAL);
 	int64_t i = assert_ok(shmpool_alloc(q, 0));
 
 	assert_ok(shmpool_free(q, (uint64_t)i));
@@ -78,7 +64,7 @@ static void test_options(void **state)
 static void test_parked_slot_is_free(void **state)
 {
 	(void)state;
-	shmpool_t *p = assert_pool(cache_pool(NULL, 100, 8));
+	shmpool_t *p = assert_pool(tu_cache_pool(NULL, 100, 8));
 	int64_t a = assert_ok(shmpool_alloc(p, 0));
 	int64_t b = assert_ok(shmpool_alloc(p, 0));
 	int64_t v;
@@ -115,7 +101,7 @@ static void test_fill_and_spill(void **state)
 {
 	(void)state;
 	enum { CAP = 70, K = 8 };
-	shmpool_t *p = assert_pool(cache_pool(NULL, CAP, K));
+	shmpool_t *p = assert_pool(tu_cache_pool(NULL, CAP, K));
 	uint64_t held[CAP];
 
 	for (int i = 0; i < CAP; i++)
@@ -141,7 +127,7 @@ static void test_batches(void **state)
 {
 	(void)state;
 	enum { CAP = 16, K = 8 };
-	shmpool_t *p = assert_pool(cache_pool(NULL, CAP, K));
+	shmpool_t *p = assert_pool(tu_cache_pool(NULL, CAP, K));
 	uint64_t idx[CAP];
 
 	for (int i = 0; i < 6; i++) {
@@ -217,7 +203,7 @@ static void run_steal(int die)
 	struct parker k = { .park = CAP, .die = die };
 	uint64_t got[CAP];
 
-	k.p = assert_pool(cache_pool(NULL, CAP, CAP));
+	k.p = assert_pool(tu_cache_pool(NULL, CAP, CAP));
 	pid_t pid = start_parker(&k);
 	if (die)
 		tu_wait(pid, 10);
@@ -260,7 +246,7 @@ static void test_recover_cache(void **state)
 	(void)state;
 	struct parker k = { .park = 3, .hold = 2, .die = 2 };
 
-	k.p = assert_pool(cache_pool(NULL, 20, 8));
+	k.p = assert_pool(tu_cache_pool(NULL, 20, 8));
 	tu_wait(start_parker(&k), 10);
 	struct shmpool_stats st = tu_stats(k.p);
 	assert_int_equal(st.used, 2);
@@ -294,7 +280,7 @@ static void test_push_wakes_waiter(void **state)
 	(void)state;
 	struct parker k = { 0 };
 
-	k.p = assert_pool(cache_pool(NULL, 4, 4));
+	k.p = assert_pool(tu_cache_pool(NULL, 4, 4));
 	tu_pipe(k.to_parent);
 	tu_pipe(k.to_child);
 	pid_t pid = tu_fork(child_full_then_free, &k, 0);
@@ -337,7 +323,7 @@ static void test_threads_and_close(void **state)
 {
 	(void)state;
 	const char *path = tu_path("pool");
-	shmpool_t *p = assert_pool(cache_pool(path, 64, 16));
+	shmpool_t *p = assert_pool(tu_cache_pool(path, 64, 16));
 	struct churn_arg a = { p, 1000 };
 	pthread_t th[3];
 	void *rv;
@@ -352,7 +338,7 @@ static void test_threads_and_close(void **state)
 	assert_true(tu_stats(p).cached > 0);
 	assert_consistent(p, 0, tu_stats(p).cached);
 	shmpool_close(p);
-	p = assert_pool(cache_pool(path, 64, 16));
+	p = assert_pool(tu_cache_pool(path, 64, 16));
 	assert_consistent(p, 0, 0);
 	shmpool_close(p);
 }
@@ -424,7 +410,7 @@ static void test_churn_no_double_allocation(void **state)
 	struct churner c[NPROC];
 	pid_t pid[NPROC];
 	_Atomic uint64_t *ops = tu_shared_mem(4096);
-	shmpool_t *p = assert_pool(cache_pool(NULL, 5, 2));
+	shmpool_t *p = assert_pool(tu_cache_pool(NULL, 5, 2));
 
 	for (int i = 0; i < NPROC; i++) {
 		c[i] = (struct churner){ p, tu_now() + 1.0, ops, i };

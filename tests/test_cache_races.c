@@ -76,20 +76,6 @@ static void pause_reached(struct pause *q)
 	assert_int_equal(sem_timedwait(&q->at, &dl), 0);
 }
 
-static shmpool_t *cache_pool(const char *path, uint64_t cap, unsigned cache)
-{
-	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
-
-	o.variant = SHMPOOL_I64;
-	o.capacity = cap;
-	o.cache = cache;
-	if (path) {
-		o.backing = SHMPOOL_BACKING_FILE;
-		o.name = path;
-	}
-	return shmpool_open(&o);
-}
-
 /* ---- a refill in transit --------------------------------------------- */
 
 struct waiter {
@@ -127,7 +113,7 @@ static void *refill_thread(void *arg)
 static void test_refill_in_transit(void **state)
 {
 	(void)state;
-	shmpool_t *p = assert_pool(cache_pool(NULL, 4, 4));
+	shmpool_t *p = assert_pool(tu_cache_pool(NULL, 4, 4));
 	uint64_t held[4];
 	struct pause stop;
 	struct refiller r = { p, &stop, -1 };
@@ -190,7 +176,7 @@ static void *owner_thread(void *arg)
 
 static int thief_child(void *arg)
 {
-	shmpool_t *q = cache_pool(arg, 0, 0);
+	shmpool_t *q = tu_cache_pool(arg, 0, 0);
 
 	if (!q)
 		return 2;
@@ -203,7 +189,7 @@ static void test_dead_thief_busy_owner(void **state)
 {
 	(void)state;
 	const char *path = tu_path("pool");
-	shmpool_t *p = assert_pool(cache_pool(path, 4, 4));
+	shmpool_t *p = assert_pool(tu_cache_pool(path, 4, 4));
 	uint64_t held[2];
 	struct owner o = { .p = p };
 	pthread_t ot;
@@ -258,7 +244,7 @@ static void *thief_thread(void *arg)
 static void test_waiter_beside_thief(void **state)
 {
 	(void)state;
-	shmpool_t *p = assert_pool(cache_pool(NULL, 4, 4));
+	shmpool_t *p = assert_pool(tu_cache_pool(NULL, 4, 4));
 	uint64_t held[2];
 	struct owner o = { .p = p };
 	struct thief t = { .p = p };

@@ -514,3 +514,17 @@ shmpool_t *tu_open_existing(const char *path)
 	o.flags = SHMPOOL_NOCREATE;
 	return shmpool_open(&o);
 }
+
+shmpool_t *tu_cache_pool(const char *path, uint64_t cap, unsigned cache)
+{
+	struct shmpool_options o = SHMPOOL_OPTIONS_INIT;
+
+	o.variant = SHMPOOL_I64;
+	o.capacity = cap;
+	o.cache = cache;
+	if (path) {
+		o.backing = SHMPOOL_BACKING_FILE;
+		o.name = path;
+	}
+	return shmpool_open(&o);
+}

@@ -69,6 +69,10 @@ int tu_file_exists(const char *path);
 /* Open whatever pool is at @path (any variant), never creating or
  * initialising it; the shmpool_open() result. */
 shmpool_t *tu_open_existing(const char *path);
+/* An i64 pool of @cap slots with slot caches of @cache (0: none), at file
+ * @path (created or opened) or anonymous when @path is NULL; the
+ * shmpool_open() result. */
+shmpool_t *tu_cache_pool(const char *path, uint64_t cap, unsigned cache);
 
 /* ---- time ------------------------------------------------------------ */
 
