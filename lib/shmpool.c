@@ -180,8 +180,9 @@ struct tls_ent {
 	struct pool_user *u;
 	_Atomic uint32_t *cstk; /* the user's slot cache (pools with caches) */
 	uint32_t uid;
-	uint16_t locked;  /* the last failed claim passed a locked word with
+	uint8_t locked;   /* the last failed claim passed a locked word with
 			     free bits (see unlock_stale_words) */
+	uint8_t cbusy;    /* the last steal met a cache it could not empty */
 	uint16_t waiting; /* in wait_for with the waiter bit set */
 };
 #define TLS_WAYS 4
@@ -2334,8 +2335,9 @@ static int64_t wait_for(struct shmpool *p, struct tls_ent *t, double timeout,
 			break;
 		/* Free slots behind a word lock: a live recovery wakes us when
 		 * it unlocks, but one that died never will, so look again
-		 * every LOCKED_NAP (fn releases a dead recovery's locks). */
-		if (unlikely(t->locked)) {
+		 * every LOCKED_NAP (fn releases a dead recovery's locks).  The
+		 * same for slots in a cache fn could not empty just now. */
+		if (unlikely(t->locked || t->cbusy)) {
 			deadline_after(&nap, LOCKED_NAP);
 			if (!until || nap.tv_sec < until->tv_sec ||
 			    (nap.tv_sec == until->tv_sec &&
@@ -2411,32 +2413,32 @@ static int64_t claim_any(struct shmpool *p, struct tls_ent *t)
 /*
  * Slots parked in caches (a pool with caches whose bitmap is empty) are
  * taken back.  Returns 1 when some were: the caller claims again.  A cache
- * that could not be emptied sets t->locked (look again soon).
+ * that could not be emptied sets t->cbusy (look again soon).
  */
 static int steal_for(struct shmpool *p, struct tls_ent *t)
 {
 	int busy = 0, r;
 
+	t->cbusy = 0;
 	if (!p->cache)
 		return 0;
 	r = steal_caches(p, t, t->waiting, &busy) != 0;
-	t->locked |= (uint16_t)busy;
+	t->cbusy = (uint8_t)busy;
 	return r;
 }
 
 static int64_t try_one(struct shmpool *p, struct tls_ent *t, void *arg)
 {
-	int64_t r = claim_any(p, t);
+	int64_t r;
+
+	t->cbusy = 0;
+	r = claim_any(p, t);
 
 	(void)arg;
 	if (r < 0 && t->locked && unlock_stale_words(p))
 		r = claim_any(p, t);
-	if (r < 0 && steal_for(p, t)) {
-		uint16_t busy = t->locked;
-
+	if (r < 0 && steal_for(p, t))
 		r = claim_any(p, t);
-		t->locked |= busy;
-	}
 	if (r < 0)
 		errno = EAGAIN;
 	return r;
@@ -2487,18 +2489,13 @@ static int64_t try_n(struct shmpool *p, struct tls_ent *t, void *arg)
 	struct nreq *r = arg;
 	uint64_t got = 0, w;
 
+	t->cbusy = 0;
 	if (count_claimable(p, t, r->n) < r->n &&
 	    (!t->locked || !unlock_stale_words(p) ||
-	     count_claimable(p, t, r->n) < r->n)) {
-		uint16_t busy = 0;
-
-		t->locked = 0;
-		if (!steal_for(p, t) ||
-		    (busy = t->locked, count_claimable(p, t, r->n) < r->n)) {
-			t->locked |= busy;
-			errno = EAGAIN;
-			return -1;
-		}
+	     count_claimable(p, t, r->n) < r->n) &&
+	    (!steal_for(p, t) || count_claimable(p, t, r->n) < r->n)) {
+		errno = EAGAIN;
+		return -1;
 	}
 	w = atomic_load_explicit(&t->u->hint, RLX) >> 6;
 	if (w >= p->nwords)
