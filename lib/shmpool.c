@@ -3308,26 +3308,33 @@ static inline unsigned char *typed_slot(struct shmpool *p, uint64_t idx,
 
 /*
  * typed_slot() for the typed atomics: the checks inline and straight, with
- * no side effect, NULL when one fails; the caller then returns
+ * no side effect, false when one fails; the caller then returns
  * slot_error(), a tail call, so the common case saves no registers.  Under
  * contention on one slot every instruction between two RMWs of its line
- * lets the other CPU take the line.
+ * lets the other CPU take the line, and the locked RMW waits for the
+ * check's loads: the check is one load of the slot's owner word, not the
+ * bitmap word's (a division by 63, a shift and a bit test).
+ *
+ * An owner naming a user, without OWNER_CACHED, means held: a claim stores
+ * the owner before it returns the index and a free clears it before it
+ * releases the bit (claim_done, release_one), so whoever may touch the
+ * slot sees the same answer as from the bit.  The two differ only inside a
+ * claim or a free, or for a claimer that died before its owner store,
+ * whose slot nobody holds.
  */
-static inline unsigned char *typed_slot_fast(struct shmpool *p, uint64_t idx,
-					     enum shmpool_variant v)
+static inline bool typed_slot_ok(struct shmpool *p, uint64_t idx,
+				 enum shmpool_variant v)
 {
 	if (likely(p && p->variant == v && idx < p->capacity)) {
-		uint64_t w = word_of(idx);
+		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
 
-		if (likely((atomic_load_explicit(BM(p, w), ACQ) >>
-			    (idx - w * SLOTS_PER_WORD)) & 1) &&
-		    likely(!is_cached(p, idx)))
-			return slot_addr(p, idx);
+		/* 1 .. OWNER_CACHED - 1: a user's, not parked in a cache */
+		return likely(o - 1 < OWNER_CACHED - 1);
 	}
-	return NULL;
+	return false;
 }
 
-/* The error of a failed typed_slot_fast(): the slot was free when checked
+/* The error of a failed typed_slot_ok(): the slot was free when checked
  * even if it has been allocated since. */
 static __attribute__((noinline, cold)) int
 slot_error(struct shmpool *p, uint64_t idx, enum shmpool_variant v)
@@ -3392,9 +3399,9 @@ SHMPOOL_API int64_t shmpool_set_trunc(shmpool_t *p, uint64_t idx,
 	SHMPOOL_API int shmpool_##name##_get(shmpool_t *p, uint64_t idx,      \
 					     T *out)                          \
 	{                                                                      \
-		_Atomic T *a = (_Atomic T *)typed_slot_fast(p, idx, V);       \
-		if (unlikely(!a))                                              \
+		if (unlikely(!typed_slot_ok(p, idx, V)))                       \
 			return slot_error(p, idx, V);                          \
+		_Atomic T *a = (_Atomic T *)slot_addr(p, idx);                 \
 		if (!out)                                                      \
 			return fail(EINVAL, "get: output is NULL");            \
 		*out = atomic_load(a);                                         \
@@ -3402,18 +3409,18 @@ SHMPOOL_API int64_t shmpool_set_trunc(shmpool_t *p, uint64_t idx,
 	}                                                                      \
 	SHMPOOL_API int shmpool_##name##_set(shmpool_t *p, uint64_t idx, T v) \
 	{                                                                      \
-		_Atomic T *a = (_Atomic T *)typed_slot_fast(p, idx, V);       \
-		if (unlikely(!a))                                              \
+		if (unlikely(!typed_slot_ok(p, idx, V)))                       \
 			return slot_error(p, idx, V);                          \
+		_Atomic T *a = (_Atomic T *)slot_addr(p, idx);                 \
 		atomic_store(a, v);                                            \
 		return 0;                                                      \
 	}                                                                      \
 	SHMPOOL_API int shmpool_##name##_cmpxchg(                              \
 		shmpool_t *p, uint64_t idx, T expect, T desired, T *old)       \
 	{                                                                      \
-		_Atomic T *a = (_Atomic T *)typed_slot_fast(p, idx, V);       \
-		if (unlikely(!a))                                              \
+		if (unlikely(!typed_slot_ok(p, idx, V)))                       \
 			return slot_error(p, idx, V);                          \
+		_Atomic T *a = (_Atomic T *)slot_addr(p, idx);                 \
 		atomic_compare_exchange_strong(a, &expect, desired);          \
 		if (old)                                                       \
 			*old = expect;                                         \
@@ -3422,18 +3429,18 @@ SHMPOOL_API int64_t shmpool_set_trunc(shmpool_t *p, uint64_t idx,
 	SHMPOOL_API int shmpool_##name##_cas(shmpool_t *p, uint64_t idx,      \
 					     T expect, T desired)             \
 	{                                                                      \
-		_Atomic T *a = (_Atomic T *)typed_slot_fast(p, idx, V);       \
-		if (unlikely(!a))                                              \
+		if (unlikely(!typed_slot_ok(p, idx, V)))                       \
 			return slot_error(p, idx, V);                          \
+		_Atomic T *a = (_Atomic T *)slot_addr(p, idx);                 \
 		return atomic_compare_exchange_strong(a, &expect, desired);   \
 	}                                                                      \
 	SHMPOOL_API int shmpool_##name##_xchg(shmpool_t *p, uint64_t idx,     \
 					      T v, T *old)                    \
 	{                                                                      \
-		_Atomic T *a = (_Atomic T *)typed_slot_fast(p, idx, V);       \
-		T o;                                                           \
-		if (unlikely(!a))                                              \
+		if (unlikely(!typed_slot_ok(p, idx, V)))                       \
 			return slot_error(p, idx, V);                          \
+		_Atomic T *a = (_Atomic T *)slot_addr(p, idx);                 \
+		T o;                                                           \
 		o = atomic_exchange(a, v);                                     \
 		if (old)                                                       \
 			*old = o;                                              \
@@ -3442,10 +3449,10 @@ SHMPOOL_API int64_t shmpool_set_trunc(shmpool_t *p, uint64_t idx,
 	SHMPOOL_API int shmpool_##name##_add(shmpool_t *p, uint64_t idx,      \
 					     T delta, T *out)                 \
 	{                                                                      \
-		_Atomic T *a = (_Atomic T *)typed_slot_fast(p, idx, V);       \
-		T o;                                                           \
-		if (unlikely(!a))                                              \
+		if (unlikely(!typed_slot_ok(p, idx, V)))                       \
 			return slot_error(p, idx, V);                          \
+		_Atomic T *a = (_Atomic T *)slot_addr(p, idx);                 \
+		T o;                                                           \
 		/* two's complement wrap, done on the unsigned type */         \
 		o = atomic_fetch_add(a, delta);                                \
 		if (out)                                                       \
