@@ -2,7 +2,8 @@
 # plot.sh - scripts/plot on the fixtures writes every expected figure as a
 # valid, non-blank PNG (tests/check-png decodes it) and an SVG; bad input
 # is a clear error (exit 2); ./stress plots at the end of a run unless
-# --no-plot.  Skipped without gnuplot.  Prints TAP.  About 15 seconds.
+# --no-plot; legends name an option only where it is on.  Skipped without
+# gnuplot.  Prints TAP.  About 15 seconds.
 set -u
 top_srcdir=${top_srcdir:-.}
 top_builddir=${top_builddir:-.}
@@ -12,10 +13,10 @@ data=$top_srcdir/tests/data/gate
 stress=$top_builddir/stress
 . "$top_srcdir/tests/tap.sh"
 tap_tmp plot_test
-echo "1..7"
+echo "1..8"
 
 if ! command -v gnuplot >/dev/null 2>&1; then
-	for i in 1 2 3 4 5 6 7; do
+	for i in 1 2 3 4 5 6 7 8; do
 		echo "ok $i # SKIP gnuplot is not installed"
 	done
 	exit 0
@@ -82,4 +83,12 @@ check $? "./stress plots at the end of a run and says where (got $rc)"
 rc=$?
 [ "$rc" = 0 ] && [ ! -e "$tmp/np-plots" ] && ! grep -q '^# plots' "$tmp/out"
 check $? "./stress --no-plot makes no plots (got $rc)"
+printf '[alloc_free]\nworkers = 1\nwarmup = 10ms\nduration = 50ms\ncache = 0, 4\n' >"$tmp/cache.ini"
+"$stress" -q -o "$tmp/cache.csv" "$tmp/cache.ini" >"$tmp/out" 2>"$tmp/err" &&
+	"$plot" "$tmp/cache.csv" -o "$tmp/cache" >"$tmp/out" 2>>"$tmp/err"
+rc=$?
+svg=$tmp/cache/throughput-alloc_free.svg
+[ "$rc" = 0 ] && grep -q '>cache=4<' "$svg" && grep -q '>alloc_free<' "$svg" &&
+	! grep -q 'cache=0' "$svg"
+check $? "legend: cache=4 beside the workload's name, never cache=0 (got $rc)"
 exit $fail
