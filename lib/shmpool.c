@@ -3316,11 +3316,15 @@ static inline unsigned char *typed_slot(struct shmpool *p, uint64_t idx,
  * bitmap word's (a division by 63, a shift and a bit test).
  *
  * An owner naming a user, without OWNER_CACHED, means held: a claim stores
- * the owner before it returns the index and a free clears it before it
- * releases the bit (claim_done, release_one), so whoever may touch the
- * slot sees the same answer as from the bit.  The two differ only inside a
- * claim or a free, or for a claimer that died before its owner store,
- * whose slot nobody holds.
+ * the owner before it returns the index, a free clears it before it
+ * releases the bit (claim_done, release_one, and the recovery's owner CAS
+ * to 0), and a push into a cache sets OWNER_CACHED, so whoever may touch
+ * the slot sees the same answer as from the bit.  The two differ only
+ * where the bit is set and the owner is 0: inside a claim or a free, or
+ * after a claimer or freer died there, a slot nobody holds (until
+ * recover_stale, is_allocated() still lists it).  A thief's drain gives
+ * each cached slot a plain owner just before freeing it; the bit check
+ * said "held" there too.
  */
 static inline bool typed_slot_ok(struct shmpool *p, uint64_t idx,
 				 enum shmpool_variant v)

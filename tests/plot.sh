@@ -84,7 +84,7 @@ rc=$?
 [ "$rc" = 0 ] && [ ! -e "$tmp/np-plots" ] && ! grep -q '^# plots' "$tmp/out"
 check $? "./stress --no-plot makes no plots (got $rc)"
 printf '[alloc_free]\nworkers = 1\nwarmup = 10ms\nduration = 50ms\ncache = 0, 4\n' >"$tmp/cache.ini"
-"$stress" -q -o "$tmp/cache.csv" "$tmp/cache.ini" >"$tmp/out" 2>"$tmp/err" &&
+"$stress" -q --no-plot -o "$tmp/cache.csv" "$tmp/cache.ini" >"$tmp/out" 2>"$tmp/err" &&
 	"$plot" "$tmp/cache.csv" -o "$tmp/cache" >"$tmp/out" 2>>"$tmp/err"
 rc=$?
 svg=$tmp/cache/throughput-alloc_free.svg
