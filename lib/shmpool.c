@@ -1770,6 +1770,40 @@ static inline int release_one(struct shmpool *p, struct tls_ent *t,
 	return was;
 }
 
+/*
+ * The counter a short-form record @op of user @u counts with, and whether
+ * that operation completed: its increment is its last store (release), so
+ * once the counter moved past the record's count, every store of the
+ * operation is visible.
+ */
+static _Atomic uint64_t *pend1_counter(struct pool_user *u, uint64_t op)
+{
+	return PEND_OP(op) == OP_ALLOC1 ? &u->nalloc : &u->nfree;
+}
+
+static int pend1_done(struct pool_user *u, uint64_t op)
+{
+	uint64_t cnt = atomic_load_explicit(pend1_counter(u, op), ACQ);
+
+	return (cnt & CNT_LOW_MASK) != PEND1_CNT(op);
+}
+
+/* True when user @u's pending record names no operation in flight. */
+static int pend_idle(struct pool_user *u)
+{
+	uint64_t op = atomic_load_explicit(&u->pend_op, ACQ);
+
+	switch (PEND_OP(op)) {
+	case OP_NONE:
+		return 1;
+	case OP_ALLOC1:
+	case OP_FREE1:
+		return pend1_done(u, op);
+	default:
+		return 0;
+	}
+}
+
 static int own_slot_slow(struct shmpool *p, struct tls_ent *t, uint64_t idx,
 			 uint32_t o);
 
@@ -2136,7 +2170,8 @@ static __attribute__((noinline)) int cache_give_back(struct shmpool *p,
 /*
  * Wait until user @u is not in a cache operation (after the membarrier).
  * An operation takes nanoseconds unless its thread was descheduled; one
- * stopped or killed in it keeps cbusy set, and then the caller gives up.
+ * stopped or killed in it keeps cbusy set, and then the caller gives up
+ * (and, for a dead owner, tries cache_drain_dead).
  */
 static int cache_wait_idle(const struct pool_user *u)
 {
@@ -2186,17 +2221,66 @@ static uint64_t cache_drain(struct shmpool *p, struct tls_ent *t, uint32_t v)
 }
 
 /*
+ * The owner of cache @v stayed busy: descheduled, stopped, or killed in
+ * the middle of a cache operation.  If it is dead and its pending record
+ * names no operation in flight, empty its cache all the same (thief @t
+ * holds it), so that a blocked allocator need not wait for recover_stale.
+ * Returns the slots freed, or -1 when @v may be alive, a recovery runs, or
+ * @v died inside the claim or release of a refill or spill: those only
+ * recovery settles, and it would count the slots drained here, freed and
+ * counted under @t's record, once more as @v's.
+ *
+ * Dead means that @v's lock byte can be taken, as in recovery, and the
+ * byte is held while draining, so neither a recovery nor a new process
+ * touches @v's record meanwhile.  As in clear_dead_waiters: under the
+ * recovery lock taken without waiting (a recovery judges a user whose
+ * byte it cannot take alive), and under p->mu, since this handle's own
+ * recovery holds dead users' bytes through the same open file description
+ * and taking one again would succeed; the handle's own users are skipped
+ * for the same reason.
+ *
+ * Whatever step the dead operation stopped at, the stack is safe to
+ * drain.  A pop stored the slot's plain owner first, which the drain's
+ * owner CAS skips.  A push stored the cached owner before the entry and
+ * the entry before the depth: a slot not yet within the depth is left to
+ * recovery's sweep.  A refill's claim is over, and its entries are cached
+ * slots or beyond the depth.  A spill's entries are slots it freed (owner
+ * no longer cached by @v, which never stores that owner again) or copies
+ * of entries further up, whose second CAS fails.
+ */
+static int64_t cache_drain_dead(struct shmpool *p, struct tls_ent *t,
+				uint32_t v)
+{
+	int64_t r = -1;
+
+	if (p->lfd < 0 || pthread_mutex_trylock(&p->mu) != 0)
+		return -1;
+	if (!handle_owns(p, v) && lock_byte(p->lfd, LOCK_RECOVERY, 0) == 0) {
+		if (lock_byte(p->lfd, LOCK_USERS + v, 0) == 0) {
+			if (pend_idle(&p->users[v]))
+				r = (int64_t)cache_drain(p, t, v);
+			unlock_byte(p->lfd, LOCK_USERS + v);
+		}
+		unlock_byte(p->lfd, LOCK_RECOVERY);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+/*
  * Take back the slots parked in users' caches (the caller's own included)
  * for thief @t, which found the bitmap empty; idle, busy and dead users
- * alike, except those in the middle of a cache operation.  A @waiting
+ * alike, except live ones in the middle of a cache operation.  A @waiting
  * thief (its waiter bit set) first issues a membarrier, which makes every
  * pushed slot visible (see the wake-up argument above); one that does not
  * wait reads the depths as they are, so a try on a full pool with empty
  * caches costs no syscall.  Users are taken 64 at a time: the thief claims
  * the caches it saw non-empty, and a membarrier excludes their owners.  A
- * cache whose owner stays busy (descheduled, stopped, or killed
- * mid-operation) sets *@busy: a waiter then looks again soon instead of
- * sleeping beside it.  Returns the number of slots freed to the bitmap.
+ * cache whose owner stays busy is emptied if the owner died
+ * (cache_drain_dead); one that cannot be (its owner descheduled or
+ * stopped, a recovery running, a dead refill or spill in flight) sets
+ * *@busy: a waiter then looks again soon instead of sleeping beside it.
+ * Returns the number of slots freed to the bitmap.
  */
 static __attribute__((noinline)) uint64_t
 steal_caches(struct shmpool *p, struct tls_ent *t, int waiting, int *busy)
@@ -2212,6 +2296,7 @@ steal_caches(struct shmpool *p, struct tls_ent *t, int waiting, int *busy)
 	for (uint32_t base = 0; base < hwm; base += 64) {
 		uint32_t end = base + 64 < hwm ? base + 64 : hwm;
 		uint64_t held = 0;
+		int64_t dead;
 		int mb;
 
 		for (uint32_t v = base; v < end; v++) {
@@ -2242,6 +2327,8 @@ steal_caches(struct shmpool *p, struct tls_ent *t, int waiting, int *busy)
 				continue;
 			if (mb == 0 && cache_wait_idle(vu) == 0)
 				freed += cache_drain(p, t, v);
+			else if ((dead = cache_drain_dead(p, t, v)) >= 0)
+				freed += (uint64_t)dead;
 			else
 				*busy = 1; /* untouched: the owner keeps it */
 			atomic_store_explicit(&vu->csteal, 0, REL);
@@ -2803,24 +2890,6 @@ static void unlock_word(struct rctx *c, uint64_t w)
 {
 	atomic_fetch_and_explicit(BM(c->p, w), ~WORD_LOCK, SC);
 	CP();
-}
-
-/*
- * The counter a short-form record @op of user @u counts with, and whether
- * that operation completed: its increment is its last store (release), so
- * once the counter moved past the record's count, every store of the
- * operation is visible.
- */
-static _Atomic uint64_t *pend1_counter(struct pool_user *u, uint64_t op)
-{
-	return PEND_OP(op) == OP_ALLOC1 ? &u->nalloc : &u->nfree;
-}
-
-static int pend1_done(struct pool_user *u, uint64_t op)
-{
-	uint64_t cnt = atomic_load_explicit(pend1_counter(u, op), ACQ);
-
-	return (cnt & CNT_LOW_MASK) != PEND1_CNT(op);
 }
 
 /*

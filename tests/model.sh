@@ -8,7 +8,7 @@
 # the properties can fail.  Prints TAP and the state counts as comments.
 # spin is a build dependency installed by scripts/bootstrap: without it this
 # test fails (a silent skip would hide that the proof no longer runs).
-# About 80 seconds on 2 cores; every pan run is bounded in time and memory.
+# About 100 seconds on 2 cores; every pan run is bounded in time and memory.
 #
 # The model found two library bugs, both fixed and now the model's default
 # (FIXLIVE: recovery scans live pending records again after loading an
@@ -23,7 +23,12 @@
 # takeover gives up with entries a dead thief freed still in the stack:
 # a later pop hands out a free slot) and FIXRFREE (a thief's RFREE record
 # names a live victim, who can own the slot again: a dead thief's free is
-# not counted).  =0 replays the draft and must fail.
+# not counted).  =0 replays the draft and must fail.  DEADBUSY (default 1,
+# as implemented): a thief empties the cache of an owner killed in the
+# middle of a cache operation, without recovery, when the owner's pending
+# record is idle; NOREC=1 runs no recovery and checks that a waiter's last
+# try leaves no such slot (DEADBUSY=0 must fail), BROKEN=8 drains despite
+# a record in flight (must fail: recovery then counts the free twice).
 set -u
 top_srcdir=${top_srcdir:-.}
 model=$top_srcdir/tests/model/shmpool.pml
@@ -37,6 +42,8 @@ fixes="-DFIXLIVE=1"
 c1="-DNU=2 -DNS=1 -DMAXKILL=0 -DCACHE=1 -DROUNDS0=2"
 # the slot cache with a SIGKILL at any step of either user; user 0 pops
 c1k="-DNU=2 -DNS=1 -DMAXKILL=1 -DCACHE=1 -DROUNDS0=2"
+# the slot cache, a SIGKILL and no recover_stale; a waiter may time out
+c1n="-DNU=2 -DNS=1 -DMAXKILL=1 -DCACHE=1 -DTMO=1 -DNOREC=1"
 # name | spin -D flags | expect (pass, fail, todo) [| gcc flags for pan]
 # pan is compiled with -O0 unless a case says otherwise: compiling pan.c
 # with -O2 takes seconds, more than the search of a small state space.
@@ -69,6 +76,10 @@ cases=(
 	"BROKEN=6 (pusher does not load the waiter mask) loses a wake-up|$c1 -DBROKEN=6|fail"
 	"BROKEN=7 (waiter skips the membarrier) loses a wake-up|$c1 -DBROKEN=7|fail"
 	"SBLOST=1 (a killed owner's buffered cbusy = 1 is lost) miscounts|-DNU=2 -DNS=1 -DMAXKILL=1 -DCACHE=1 -DSBLOST=1|fail"
+	"no recovery: a waiter's last try empties the cache of an owner killed busy|$c1n|pass"
+	"no recovery, cache 2, 2 slots, user 0 holds two: the same|-DNU=2 -DNS=2 -DMAXKILL=1 -DCACHE=2 -DHOLD2 -DTMO=1 -DNOREC=1|pass|-O2"
+	"DEADBUSY=0 (a thief gives up on an owner killed busy) leaves its slots|$c1n -DDEADBUSY=0|fail"
+	"BROKEN=8 (the dead-busy drain ignores a record in flight) miscounts|-DNU=2 -DNS=1 -DMAXKILL=1 -DCACHE=1 -DBROKEN=8|fail"
 )
 
 echo "1..$((${#cases[@]} + 1))"

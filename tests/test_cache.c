@@ -5,7 +5,10 @@
  * allocator that finds the bitmap empty, a waiter is woken by a free that
  * parks a slot, recovery frees a dead process's cache, threads and close
  * hand caches on or back, and several processes churning a tiny pool never
- * hold one slot twice.
+ * hold one slot twice.  A process killed inside a cache operation (faked
+ * here through the pool's internals; tests/test_crash.c kills real ones)
+ * has its cache taken back without recover_stale, unless it died inside a
+ * spill's release of bits, and a live busy owner keeps its cache.
  *
  * Everything is bounded (watchdog, child alarms, timeouts on every wait).
  */
@@ -16,6 +19,9 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include "shmpool-internal.h"
 
 #define WAKE_BOUND 5.0 /* a wake-up later than this was lost */
 
@@ -152,7 +158,42 @@ struct parker {
 	int park;     /* slots to allocate and free (they stay cached) */
 	int die;      /* 0: idle until 'x'; 1: _exit; 2: SIGKILL itself */
 	int hold;     /* further slots to keep allocated */
+	int busy;     /* 1: stop as if inside a cache operation; 2: inside a
+			 spill that published its pending record */
 };
+
+/*
+ * Leave the calling process's user record as if it stopped inside a cache
+ * operation: busy set (as cache_enter() does) and, with @spill, the
+ * long-form FREE record of a spill of the cache's bottom entry, published
+ * before any of its owner stores (as release_word() does).
+ */
+static int fake_cache_op(shmpool_t *h, int spill)
+{
+	struct shmpool *p = (struct shmpool *)h;
+	uint32_t hwm = atomic_load(&p->sh->user_hwm);
+
+	for (uint32_t i = 0; i < hwm; i++) {
+		struct pool_user *u = &p->users[i];
+		_Atomic uint32_t *stk = p->cstack + (uint64_t)i * p->cstride;
+		uint64_t idx = atomic_load(&stk[0]);
+
+		if (atomic_load(&u->state) != USER_USED ||
+		    atomic_load(&u->pid) != (int32_t)getpid())
+			continue;
+		atomic_store(&u->cst.h.busy, 1);
+		if (spill) {
+			atomic_store(&u->pend_mask,
+				     1ull << (idx % SLOTS_PER_WORD));
+			atomic_store(&u->pend_snap, atomic_load(&u->nfree));
+			atomic_store(&u->pend_op,
+				     PEND(OP_FREE, idx / SLOTS_PER_WORD,
+					  (i + 1) | OWNER_CACHED));
+		}
+		return 0;
+	}
+	return -1;
+}
 
 /* Child: allocate park + hold slots, free the first park (parked in its
  * cache), say 'r', then idle, exit or die. */
@@ -165,6 +206,8 @@ static int child_parker(void *arg)
 		CHILD_CHECK((s[i] = shmpool_alloc(k->p, 0)) >= 0, 2);
 	for (int i = 0; i < k->park; i++)
 		CHILD_CHECK(shmpool_free(k->p, (uint64_t)s[i]) == 0, 3);
+	if (k->busy)
+		CHILD_CHECK(fake_cache_op(k->p, k->busy == 2) == 0, 6);
 	CHILD_CHECK(tu_signal_fd(k->to_parent[1], 'r') == 0, 4);
 	if (k->die == 2)
 		raise(SIGKILL);
@@ -197,10 +240,18 @@ static void take_all(shmpool_t *p, uint64_t n, uint64_t *out)
 	assert_fails(shmpool_try_alloc(p), EAGAIN);
 }
 
-static void run_steal(int die)
+/*
+ * A child parks every slot of a pool in its cache, first stopping as
+ * @busy says (0: idle, 1: inside a cache operation, 2: inside a spill with
+ * its record published), then idles (@die 0), exits (1) or kills itself
+ * (2).  The parent must take every slot back without recover_stale,
+ * except from a live busy child (it keeps its cache until it exits) and
+ * from a spill in flight (recover_stale settles that one).
+ */
+static void run_steal(int die, int busy)
 {
 	enum { CAP = 8 };
-	struct parker k = { .park = CAP, .die = die };
+	struct parker k = { .park = CAP, .die = die, .busy = busy };
 	uint64_t got[CAP];
 
 	k.p = assert_pool(tu_cache_pool(NULL, CAP, CAP));
@@ -209,35 +260,74 @@ static void run_steal(int die)
 		tu_wait(pid, 10);
 	/* the child's cache holds every slot; none is in the bitmap */
 	assert_int_equal(tu_stats(k.p).cached, CAP);
+	if (busy == 2 || (busy && !die)) {
+		assert_fails(shmpool_try_alloc(k.p), EAGAIN);
+		assert_int_equal(tu_stats(k.p).cached, CAP);
+	}
+	if (busy == 2) {
+		assert_int_equal(assert_ok(shmpool_recover_stale(k.p)), CAP);
+		assert_consistent(k.p, 0, 0);
+	}
+	if (!die && busy) {
+		/* it exits busy: dead now, its cache can be had */
+		assert_ok(tu_signal_fd(k.to_child[1], 'x'));
+		tu_wait_ok(pid, 10);
+	}
 	take_all(k.p, CAP, got);
 	assert_consistent(k.p, CAP, 0);
-	if (!die) {
+	if (!die && !busy) {
 		assert_ok(tu_signal_fd(k.to_child[1], 'x'));
 		tu_wait_ok(pid, 10);
 	}
 	for (int i = 0; i < CAP; i++)
 		assert_ok(shmpool_free(k.p, got[i]));
-	/* nothing for recovery to do but retire the child's record */
+	/* parked in our cache now: nothing for recovery to do but retire the
+	 * child's record */
 	assert_int_equal(assert_ok(shmpool_recover_stale(k.p)), 0);
+	assert_consistent(k.p, 0, CAP);
 	shmpool_close(k.p);
 }
 
 static void test_steal_from_idle(void **state)
 {
 	(void)state;
-	run_steal(0);
+	run_steal(0, 0);
 }
 
 static void test_steal_from_exited(void **state)
 {
 	(void)state;
-	run_steal(1);
+	run_steal(1, 0);
 }
 
 static void test_steal_from_killed(void **state)
 {
 	(void)state;
-	run_steal(2);
+	run_steal(2, 0);
+}
+
+/* Killed inside a cache operation (busy set): its cache is taken back all
+ * the same, before any recovery. */
+static void test_steal_from_killed_busy(void **state)
+{
+	(void)state;
+	run_steal(2, 1);
+}
+
+/* Killed inside a spill, its pending record published: the release is
+ * recovery's to settle (else it would be counted twice), so no allocator
+ * touches that cache; recover_stale frees every slot of it. */
+static void test_killed_in_spill_waits_for_recovery(void **state)
+{
+	(void)state;
+	run_steal(2, 2);
+}
+
+/* A live owner that stays busy keeps its cache. */
+static void test_live_busy_keeps_cache(void **state)
+{
+	(void)state;
+	run_steal(0, 1);
 }
 
 /* recover_stale frees a killed process's held and cached slots alike. */
@@ -441,6 +531,9 @@ int main(void)
 		T(test_steal_from_idle),
 		T(test_steal_from_exited),
 		T(test_steal_from_killed),
+		T(test_steal_from_killed_busy),
+		T(test_killed_in_spill_waits_for_recovery),
+		T(test_live_busy_keeps_cache),
 		T(test_recover_cache),
 		T(test_push_wakes_waiter),
 		T(test_threads_and_close),

@@ -33,7 +33,12 @@
  * a cache: of a live holder, of a killed process, of the survivor; the
  * victim's allocations take them back) and CRECOVER (the victim runs
  * recover_stale over a dead cache owner and a thief killed while it held
- * the caches of live and dead users).
+ * the caches of live and dead users), and CDEAD (the victim fills its
+ * cache, spills, pops and pushes; before any recovery the survivor
+ * allocates everything it can and must have taken back every slot left in
+ * the dead victim's cache, unless the victim died with a claim or release
+ * of bits in flight, whose slots must then be left for recover_stale: this
+ * state reads the victim's record and stack through the pool's internals).
  *
  * Usage: test_crash [--full | --one STATE POINT].  By default (make check)
  * each state runs every third point; --full (make check-crash) runs every
@@ -53,6 +58,7 @@
 #include <unistd.h>
 
 #include "shmpool.h"
+#include "shmpool-internal.h"
 
 void shmpool__crash_arm(int n, long hits,
 			void (*seen)(unsigned, int, const char *));
@@ -63,12 +69,12 @@ unsigned shmpool__crash_points(void);
 #define MAXP 512
 
 enum state { CREATE, EMPTY, PARTLY, FULL, WAKER, BATCH, RECOVER, RESET,
-	     DOUBLE, CCHURN, CSTEAL, CRECOVER, NSTATES };
+	     DOUBLE, CCHURN, CSTEAL, CRECOVER, CDEAD, NSTATES };
 static const char *const state_name[NSTATES] = {
 	"create", "empty", "partly full", "full with a waiter",
 	"freeing to a waiter", "batch in progress", "inside recover_stale",
 	"reset", "two at once", "churn with caches", "stealing caches",
-	"recovering caches",
+	"recovering caches", "dying in a cache operation",
 };
 /* slots per user cache in the cache states: small, so that caches fill
  * and spill within a few operations */
@@ -214,6 +220,20 @@ static void victim(enum state s, int k, int64_t gift)
 		for (int i = 0; i < CACHE + 2; i++)
 			if (r[i] >= 0)
 				shmpool_free(q, (uint64_t)r[i]);
+		break;
+	}
+	case CDEAD: {
+		/* refills, pushes up to a full cache and a spill, then a pop
+		 * and a push on a cache in use */
+		int64_t r[CACHE + 2], x;
+
+		for (int i = 0; i < CACHE + 2; i++)
+			r[i] = shmpool_alloc(q, 0);
+		for (int i = 0; i < CACHE + 2; i++)
+			if (r[i] >= 0)
+				shmpool_free(q, (uint64_t)r[i]);
+		if ((x = shmpool_alloc(q, 0)) >= 0)
+			shmpool_free(q, (uint64_t)x);
 		break;
 	}
 	case CSTEAL: {
@@ -409,6 +429,65 @@ static void check_invariants(struct world *w)
 	if (st.users != (uint64_t)w->users)
 		bad("%llu user records in use, %d live",
 		    (unsigned long long)st.users, w->users);
+}
+
+/*
+ * CDEAD, before any recovery: the survivor allocates until the pool is
+ * full.  It must take back every slot the dead victim (@pid) left cached
+ * in its stack, or, if the victim died with a claim or release of bits in
+ * flight (a refill or spill), none of them.  The slots are freed again.
+ */
+static void check_dead_cache(struct world *w, pid_t pid)
+{
+	struct shmpool *p = (struct shmpool *)w->p;
+	uint32_t hwm = atomic_load(&p->sh->user_hwm), v = UINT32_MAX;
+	uint64_t cached[CACHE], op;
+	int n = 0, idle, nmine = w->nmine;
+	int64_t x;
+
+	for (uint32_t i = 0; i < hwm && i < p->max_users; i++)
+		if (atomic_load(&p->users[i].state) == USER_USED &&
+		    atomic_load(&p->users[i].pid) == (int32_t)pid)
+			v = i;
+	if (v == UINT32_MAX)
+		return; /* died before its record was in use */
+	struct pool_user *u = &p->users[v];
+	_Atomic uint32_t *stk = p->cstack + (uint64_t)v * p->cstride;
+	uint32_t depth = atomic_load(&u->cst.h.depth);
+
+	op = atomic_load(&u->pend_op);
+	if (PEND_OP(op) == OP_ALLOC1 || PEND_OP(op) == OP_FREE1) {
+		uint64_t c = atomic_load(PEND_OP(op) == OP_ALLOC1 ?
+					 &u->nalloc : &u->nfree);
+
+		idle = (c & CNT_LOW_MASK) != PEND1_CNT(op);
+	} else {
+		idle = PEND_OP(op) == OP_NONE;
+	}
+	for (uint32_t i = 0; i < depth && i < CACHE; i++) {
+		uint64_t s = atomic_load(&stk[i]);
+
+		if (s < CAP && atomic_load(&p->owner[s]) ==
+				       ((v + 1) | OWNER_CACHED) &&
+		    !in(cached, n, s))
+			cached[n++] = s;
+	}
+	while (w->nmine < CAP && (x = shmpool_try_alloc(w->p)) >= 0)
+		w->mine[w->nmine++] = (uint64_t)x;
+	for (int i = 0; i < n; i++) {
+		int taken = in(w->mine + nmine, w->nmine - nmine, cached[i]);
+
+		if (idle && !taken)
+			bad("slot %llu left in the dead victim's cache (its "
+			    "record idle) was not taken back",
+			    (unsigned long long)cached[i]);
+		if (!idle && taken)
+			bad("slot %llu taken from the dead victim's cache "
+			    "while its record reads op %u in flight",
+			    (unsigned long long)cached[i], PEND_OP(op));
+	}
+	while (w->nmine > nmine)
+		shmpool_free(w->p, w->mine[--w->nmine]);
 }
 
 /* Fill the pool, have a child block in alloc, free one: it must wake. */
@@ -635,6 +714,8 @@ static int run_case(enum state s, int k, int k2, int *ran)
 		shmpool_i64_set(w.p, (uint64_t)gift, token((uint64_t)gift));
 		w.mine[w.nmine++] = (uint64_t)gift;
 	}
+	if (s == CDEAD && WIFSIGNALED(st))
+		check_dead_cache(&w, v);
 	check_invariants(&w);
 	check_blocking(&w);
 	check_invariants(&w);

@@ -81,10 +81,14 @@
  *  - Steal (an allocator that found the bitmap empty steals from every
  *    other user with cn > 0, then claims again; a waiter does so in every
  *    rescan): CAS csteal 0 -> thief + 1, membarrier, load cbusy; busy: wait
- *    until it is 0 (FIXSTEAL), unless the owner is dead: give up, csteal =
- *    0; not busy: per entry a hand-off CAS owner victim + 1 + CACHED ->
- *    thief + 1, then release_one of the slot (FIXRFREE; entries whose CAS
- *    fails are skipped), then cn = 0, csteal = 0 (release).
+ *    until it is 0 (FIXSTEAL), unless the owner is dead: then, if no
+ *    recovery runs (rlock, the recovery lock and the owner's lock byte)
+ *    and the owner's pending record is idle, take rlock and drain as if
+ *    the owner were idle (DEADBUSY, cache_drain_dead in the code), else
+ *    give up, csteal = 0; not busy: per entry a hand-off CAS owner victim
+ *    + 1 + CACHED -> thief + 1, then release_one of the slot (FIXRFREE;
+ *    entries whose CAS fails are skipped), then cn = 0, csteal = 0
+ *    (release; after a dead-busy drain also cbusy = 0, and rlock free).
  *  - Waiter: after its fetch_or on the waiter mask, a membarrier, then the
  *    rescans (bitmap and steals) as before.  Either a pusher's waiter-mask
  *    load follows the barrier and sees the waiter, or its cn store is
@@ -149,7 +153,10 @@
  * Simplifications.  The bit an allocator picks is any clear bit (the
  * code's hint makes it vary, so this over-approximates).  The recovery's
  * dead-user scan is one step (the code takes one lock byte per user; the
- * lock bytes have no other effect on shared state).  The recoverer does
+ * lock bytes have no other effect on shared state).  rlock stands for the
+ * recovery lock together with the dead users' lock bytes: a recovery and
+ * a thief's dead-busy drain exclude each other, and a killed thief's
+ * locks are released with it.  The recoverer does
  * not crash and keeps no RFREE pending record (crash points inside
  * recovery are covered by the crash-point injection tests).  A recovered
  * user record is not reused by a new process.  Batches (alloc_n/free_n),
@@ -206,6 +213,19 @@
  *   FIXSTEAL=0, FIXTAKE=0, FIXRFREE=0: the cache protocol as first
  *             drafted, see below; each must fail.
  *   SBLOST=1  a SIGKILLed owner's buffered cbusy = 1 is lost (above).
+ *   BROKEN=8  (cache) the dead-busy drain ignores the owner's pending
+ *             record: the owner died in a flush after publishing its
+ *             long-form FREE record, the thief frees and counts the slot,
+ *             and recovery then counts the same free for the owner:
+ *             sum(nalloc - nfree) is one short, must fail;
+ *   DEADBUSY=0 a thief gives up on an owner killed busy, as before
+ *             cache_drain_dead: with NOREC=1 a waiter times out beside
+ *             that owner's cached slots, must fail.
+ *   NOREC=1   no recovery runs (and no final check or watchdog, since a
+ *             dead user may then owe a wake-up or hold slots for good):
+ *             a waiter that times out, whose last try follows the death
+ *             of a user with an idle record and cached slots in its stack,
+ *             must get a slot.
  *   Other knobs: ROUNDS0 (user 0's rounds: 2 makes it pop from its
  *   cache), HOLD2, REFILL=0 (no refill: an empty cache falls back to
  *   claim_one), DRAIN=1 (the store-buffer drainer in every variant),
@@ -333,6 +353,12 @@
 #ifndef SBLOST
 #define SBLOST 0 /* a SIGKILL may lose the victim's buffered cbusy = 1 */
 #endif
+#ifndef DEADBUSY
+#define DEADBUSY 1 /* a thief empties the cache of an owner that died busy */
+#endif
+#ifndef NOREC
+#define NOREC 0 /* no recover_stale runs at all */
+#endif
 
 #define LOCK 128             /* WORD_LOCK */
 #define VALID ((1 << NS) - 1) /* valid_bits() of the word */
@@ -343,6 +369,16 @@
 #define OP_ALLOC1 4
 #define OP_FREE1 5
 #define OP_LFREE 6 /* long-form FREE/RFREE record, one bit here */
+
+/* pend_idle(): user k's record names no operation in flight (BROKEN=8:
+ * the dead-busy drain does not look) */
+#if BROKEN != 8
+#define PEND_IDLE(k) (pend_op[k] == OP_NONE || \
+	(pend_op[k] == OP_ALLOC1 && nalloc[k] != pend_cnt[k]) || \
+	(pend_op[k] == OP_FREE1 && nfree[k] != pend_cnt[k]))
+#else
+#define PEND_IDLE(k) true
+#endif
 
 #if CACHE
 #define CACHED 4         /* OWNER_CACHED: owner = user + 1 + CACHED */
@@ -375,6 +411,7 @@ byte csteal[3];      /* 0 or thief + 1 (REC + 1: recovery) */
 bit early[3];        /* a pusher's waiter-mask load satisfied early (SB) */
 bit ewm[3];          /* and what it read (waitmask != 0) */
 #endif
+byte rlock;          /* the recovery lock: 0, or holder + 1 (REC + 1) */
 
 /* ---- kernel and ghost state ---------------------------------------------- */
 
@@ -396,9 +433,22 @@ byte ntmo;
 #define SBFLUSH(k) cbusy[k] = cbusy[k] | sb[k]; sb[k] = 0
 /* the owner's release store cbusy = 0 (replaces a buffered 1) */
 #define UNBUSY(k) cbusy[k] = 0; sb[k] = 0
+/* a dead user whose idle record leaves cached slots in its stack */
+#if CACHE == 1
+#define STACKED(k) (cn[k] > 0 && owner[cstack[k]] == k + 1 + CACHED)
+#else
+#define STACKED(k) ((cn[k] > 0 && owner[cstack[k * CACHE]] == k + 1 + CACHED) || \
+	(cn[k] > 1 && owner[cstack[k * CACHE + 1]] == k + 1 + CACHED))
+#endif
+#define DEAD_STACKED(k) (k < NU && killed[k] && PEND_IDLE(k) && STACKED(k))
 #else
 #define ANY_CACHED false
 #define SBFLUSH(k) skip
+#endif
+#if NOREC && CACHE
+#define DST_SNAP ; dst = (DEAD_STACKED(0) || DEAD_STACKED(1) || DEAD_STACKED(2))
+#else
+#define DST_SNAP
 #endif
 
 /* FUTEX_WAKE, 1: dequeue one sleeper, any of them. */
@@ -602,7 +652,8 @@ inline free_slot()
 #else
 #define STEAL_BARRIER skip /* the thief skips the membarrier */
 #endif
-#define STEAL_STEPS(V, me, exp, fix) \
+#define DEAD_DRAIN(V, dd) (dd && rlock == 0 && PEND_IDLE(V))
+#define STEAL_STEPS(V, me, exp, fix, dd) \
 	:: atomic { got == 4 -> \
 		if \
 		:: csteal[V] == exp -> csteal[V] = me + 1; got = 1 \
@@ -611,17 +662,22 @@ inline free_slot()
 	:: atomic { got == 1 -> STEAL_BARRIER; \
 		if \
 		:: cbusy[V] == 0 -> n = cn[V]; i = 0; got = 3 \
-		:: else -> got = (fix && !killed[V] -> 2 : 0); \
+		:: else -> got = ((fix && !killed[V]) || (dd && killed[V]) -> \
+				  2 : 0); \
 			if \
 			:: got == 0 -> csteal[V] = 0; V++; break /* give up */ \
 			:: else -> skip \
 			fi \
 		fi } \
 	:: atomic { got == 2 && cbusy[V] == 0 -> n = cn[V]; i = 0; got = 3 } \
-	:: atomic { got == 2 && killed[V] -> csteal[V] = 0; got = 0; V++; \
-		break } \
-	:: atomic { got == 3 && i >= n -> cn[V] = 0; csteal[V] = 0; n = 0; \
-		i = 0; got = 0; V++; break }
+	:: atomic { got == 2 && killed[V] && DEAD_DRAIN(V, dd) -> \
+		rlock = me + 1; n = cn[V]; i = 0; got = 3 } \
+	:: atomic { got == 2 && killed[V] && !DEAD_DRAIN(V, dd) -> \
+		csteal[V] = 0; got = 0; V++; break } \
+	:: atomic { got == 3 && i >= n -> cn[V] = 0; csteal[V] = 0; \
+		cbusy[V] = (rlock == me + 1 -> 0 : cbusy[V]); \
+		rlock = (rlock == me + 1 -> 0 : rlock); \
+		n = 0; i = 0; got = 0; V++; break }
 
 /* RFREE of stack entry b of V by `me` after its record (for REC: none):
  * CAS owner V + 1 + CACHED -> 0 (which arbitrates against recovery's
@@ -666,7 +722,7 @@ inline rfree_entry(V, me)
 inline steal(V)
 {
 	do
-	STEAL_STEPS(V, u, 0, FIXSTEAL)
+	STEAL_STEPS(V, u, 0, FIXSTEAL, DEADBUSY)
 #if FIXRFREE
 	:: atomic { got == 3 && i < n -> b = cstack[V * CACHE + i]; i++;
 		if /* CAS owner V + 1 + CACHED -> u + 1 */
@@ -695,7 +751,7 @@ inline steal(V)
 inline steal_rec(V, exp)
 {
 	do
-	STEAL_STEPS(V, REC, exp, FIXTAKE)
+	STEAL_STEPS(V, REC, exp, FIXTAKE, 0)
 	:: atomic { got == 3 && i < n -> b = cstack[V * CACHE + i]; i++;
 		snap = nfree[REC] }
 		rfree_entry(V, REC)
@@ -911,7 +967,8 @@ inline alloc_blocking()
 			if
 			:: !asleep[u] -> skip /* woken (or EAGAIN) */
 			:: atomic { asleep[u] && ntmo < TMO ->
-				asleep[u] = false; ntmo++; tmo = true }
+				asleep[u] = false; ntmo++; tmo = true
+				DST_SNAP }
 			fi;
 #if BROKEN == 2
 			try_alloc();
@@ -929,6 +986,12 @@ inline alloc_blocking()
 			fi
 #endif
 		od;
+#if NOREC && CACHE
+		/* a waiter that gives up leaves no slot in the stack of a
+		 * user already dead, with an idle record, when it timed out
+		 * (nobody else can empty that stack) */
+		assert(r != NONE || !dst);
+#endif
 		atomic { waitmask = waitmask & ~(1 << u); tmo = false }
 		pass_on()
 	fi
@@ -948,6 +1011,7 @@ proctype user(byte u)
 	byte n, i, j, oc, stole, freed; /* freed: unused (recovery) */
 	bit byp, tried;
 	byte got;
+	bit dst; /* NOREC: a dead user's stack held cached slots at the timeout */
 #endif
 #if HOLD2
 	byte r2 = NONE; /* user 0's first slot while it allocates a second */
@@ -986,14 +1050,16 @@ proctype user(byte u)
 #endif
 #define KILL(k) atomic { nkill < MAXKILL && k < NU && (KILLABLE & (1 << k)) && \
 	!done[k] && !killed[k] -> \
-	killed[k] = true; asleep[k] = false; nkill++ }
+	killed[k] = true; asleep[k] = false; nkill++; \
+	rlock = (rlock == k + 1 -> 0 : rlock) }
 
 #if CACHE && SBLOST
 /* the victim's buffered cbusy = 1 is lost (else it drains at the next
  * membarrier, see the header) */
 #define KILLSB(k) atomic { nkill < MAXKILL && k < NU && \
 	(KILLABLE & (1 << k)) && !done[k] && !killed[k] && sb[k] -> \
-	killed[k] = true; asleep[k] = false; nkill++; sb[k] = 0 }
+	killed[k] = true; asleep[k] = false; nkill++; sb[k] = 0; \
+	rlock = (rlock == k + 1 -> 0 : rlock) }
 #else
 #define KILLSB(k) atomic { false -> skip }
 #endif
@@ -1212,7 +1278,8 @@ end_rec:
 	do
 	:: atomic { /* lock bytes of dead users taken */
 		(UNRECOVERED(0) || UNRECOVERED(1) || UNRECOVERED(2)) &&
-		(!gated || CHANGED) ->
+		(!gated || CHANGED) && rlock == 0 && !NOREC ->
+		rlock = REC + 1;
 		gated = false;
 		SNAPSHOT;
 		dset = (UNRECOVERED(0) -> 1 : 0) | (UNRECOVERED(1) -> 2 : 0) |
@@ -1289,7 +1356,8 @@ end_rec:
 			:: else -> skip
 			fi;
 			d = 0; dset = 0; settled = 0; freed = 0;
-			locked_any = false
+			locked_any = false;
+			rlock = 0
 		}
 	od
 }
@@ -1298,7 +1366,8 @@ end_rec:
 
 #define FINISHED(k) (k >= NU || done[k] || (killed[k] && recovered[k]))
 
-active proctype final_check()
+/* (without recovery a dead user never finishes: nothing to check) */
+active [1 - NOREC] proctype final_check()
 {
 	byte k, pop, i;
 	short sum;
@@ -1365,7 +1434,9 @@ active proctype final_check()
 	}
 }
 
-active proctype watchdog()
+/* (without recovery a dead user may owe a wake-up for good: NOREC checks
+ * only that a waiter's last try empties dead users' caches, and safety) */
+active [1 - NOREC] proctype watchdog()
 {
 	/* the whole system is stuck: no live user may sleep beside a free
 	 * slot or a cached one (a lost wake-up) */
