@@ -2239,12 +2239,13 @@ static uint64_t cache_drain(struct shmpool *p, struct tls_ent *t, uint32_t v)
  * and taking one again would succeed; the handle's own users are skipped
  * for the same reason.
  *
- * Whatever step the dead operation stopped at, the stack is safe to
- * drain.  A pop stored the slot's plain owner first, which the drain's
- * owner CAS skips.  A push stored the cached owner before the entry and
- * the entry before the depth: a slot not yet within the depth is left to
- * recovery's sweep.  A refill's claim is over, and its entries are cached
- * slots or beyond the depth.  A spill's entries are slots it freed (owner
+ * Whatever step the dead operation stopped at, the stack up to its depth
+ * is safe to drain; slots beyond it wait for recovery's sweep (so do all
+ * slots of a refill into an empty cache: thieves skip empty caches).  A
+ * pop stored the slot's plain owner first, which the drain's owner CAS
+ * skips.  A push stored the cached owner before the entry and the entry
+ * before the depth.  A refill's claim is over, and the entries within the
+ * depth are cached slots.  A spill's entries are slots it freed (owner
  * no longer cached by @v, which never stores that owner again) or copies
  * of entries further up, whose second CAS fails.
  */
@@ -4069,8 +4070,15 @@ SHMPOOL_API int shmpool_close(shmpool_t *p)
 	CHECK_P(p);
 	registry_remove(p);
 	pthread_mutex_lock(&p->mu);
-	/* the caches of this handle's users go back (their threads are gone
-	 * or, as the contract says, make no other call on this handle) */
+	/*
+	 * The caches of this handle's users go back (their threads are gone
+	 * or, as the contract says, make no other call on this handle).  A
+	 * cache a thief holds is left to the thief: while any of its slots
+	 * still reads as cached by the user, handle_holds_slots() keeps the
+	 * records until the process exits; once the thief took them all, a
+	 * new owner of the record bypasses its cache until the thief clears
+	 * csteal, having zeroed the depth first.
+	 */
 	for (uint32_t i = 0; p->cache && i < p->nhu; i++) {
 		struct tls_ent te = { 0 };
 

@@ -79,6 +79,7 @@ cases=(
 	"no recovery: a waiter's last try empties the cache of an owner killed busy|$c1n|pass"
 	"no recovery, cache 2, 2 slots, user 0 holds two: the same|-DNU=2 -DNS=2 -DMAXKILL=1 -DCACHE=2 -DHOLD2 -DTMO=1 -DNOREC=1|pass|-O2"
 	"DEADBUSY=0 (a thief gives up on an owner killed busy) leaves its slots|$c1n -DDEADBUSY=0|fail"
+	"cache 1, 2 users, 1 slot, two SIGKILLs (a thief may die in a dead-busy drain)|-DNU=2 -DNS=1 -DMAXKILL=2 -DCACHE=1|pass|-O2 -DCOLLAPSE"
 	"BROKEN=8 (the dead-busy drain ignores a record in flight) miscounts|-DNU=2 -DNS=1 -DMAXKILL=1 -DCACHE=1 -DBROKEN=8|fail"
 )
 

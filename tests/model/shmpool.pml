@@ -150,6 +150,14 @@
  * users with a second round (over 34 million states even without a
  * crash; a bitstate search, -w32, covers 46 million without error).
  *
+ * DEADBUSY covers pops, pushes, one-slot refills and flushes; spills
+ * (half a full cache, stack entries moved down) and releases spanning
+ * several words are not modelled: the crash-point driver's CDEAD state
+ * kills a real process at each of their stores instead.  The retry gate
+ * of the recoverer also opens on a new death (gk), so that with
+ * MAXKILL=2 a recovery that had to wait for a live user's operation runs
+ * again once that user died too.
+ *
  * Simplifications.  The bit an allocator picks is any clear bit (the
  * code's hint makes it vary, so this over-approximates).  The recovery's
  * dead-user scan is one step (the code takes one lock byte per user; the
@@ -221,6 +229,9 @@
  *   DEADBUSY=0 a thief gives up on an owner killed busy, as before
  *             cache_drain_dead: with NOREC=1 a waiter times out beside
  *             that owner's cached slots, must fail.
+ *             With DEADBUSY (the default) and MAXKILL=2 the thief may
+ *             die in its drain too, holding rlock, which its death
+ *             releases (the kernel drops a dead process's OFD locks).
  *   NOREC=1   no recovery runs (and no final check or watchdog, since a
  *             dead user may then owe a wake-up or hold slots for good):
  *             a waiter that times out, whose last try follows the death
@@ -1122,9 +1133,9 @@ end_heal:
 #define PREC(k) (pend_op[k] * 4 + pend_bit[k] + pend_cnt[k] * 32 + \
 		 nalloc[k] * 256 + nfree[k] * 4096)
 #define SNAPSHOT gp0 = PREC(0); gp1 = PREC(1); gp2 = PREC(2); \
-	gq0 = gp0; gq1 = gp1; gq2 = gp2
+	gq0 = gp0; gq1 = gp1; gq2 = gp2; gk = nkill
 #define CHANGED (gp0 != PREC(0) || gp1 != PREC(1) || gp2 != PREC(2) || \
-	gq0 != PREC(0) || gq1 != PREC(1) || gq2 != PREC(2))
+	gq0 != PREC(0) || gq1 != PREC(1) || gq2 != PREC(2) || gk != nkill)
 
 /* One read of user k's record by live_pending(), then one of the counter
  * that tells whether that operation completed (two loads in the code);
@@ -1266,6 +1277,7 @@ active proctype recoverer()
 	byte b, counted, freed;
 	bool ok, locked_any;
 	int gp0, gp1, gp2, gq0, gq1, gq2; /* the retry gate (PREC > 255) */
+	byte gk; /* and the kills it saw (a new death opens it too) */
 	bool gated;
 	byte pp; /* a long-form record's pre-owner */
 #if CACHE
