@@ -1344,6 +1344,42 @@ static uint32_t user_hwm(const struct shmpool *p)
 }
 
 /*
+ * The recovery lock: this handle's p->mu (another thread of the process
+ * may be recovering, holding dead users' bytes through the same open file
+ * description, where taking them again would succeed) and the pool's
+ * LOCK_RECOVERY byte (a recovery in another process).
+ */
+static int recovery_lock(struct shmpool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->lfd < 0 || lock_byte(p->lfd, LOCK_RECOVERY, 1) < 0) {
+		int e = p->lfd < 0 ? EBADF : errno;
+
+		pthread_mutex_unlock(&p->mu);
+		return fail(e, "taking the recovery lock: %s", strerror(e));
+	}
+	return 0;
+}
+
+/* The same without waiting: 0, or -1 while a recovery runs. */
+static int recovery_trylock(struct shmpool *p)
+{
+	if (pthread_mutex_trylock(&p->mu) != 0)
+		return -1;
+	if (p->lfd < 0 || lock_byte(p->lfd, LOCK_RECOVERY, 0) < 0) {
+		pthread_mutex_unlock(&p->mu);
+		return -1;
+	}
+	return 0;
+}
+
+static void recovery_unlock(struct shmpool *p)
+{
+	unlock_byte(p->lfd, LOCK_RECOVERY);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/*
  * Clear the waiter bits of dead users (see IDLE_WAKES).  A user is dead
  * when its lock byte can be taken, as in recovery; holding the byte while
  * clearing the bit keeps the record from being reused meanwhile, so a
@@ -1361,12 +1397,8 @@ clear_dead_waiters(struct shmpool *p)
 {
 	uint32_t hwm;
 
-	if (pthread_mutex_trylock(&p->mu) != 0)
-		return; /* a recovery of ours runs: it clears them */
-	if (p->lfd < 0 || lock_byte(p->lfd, LOCK_RECOVERY, 0) < 0) {
-		pthread_mutex_unlock(&p->mu);
-		return; /* another process's recovery runs */
-	}
+	if (recovery_trylock(p) < 0)
+		return; /* a recovery runs: it clears them */
 	hwm = user_hwm(p);
 	for (uint32_t u = 0; u < hwm; u++) {
 		uint64_t bit = 1ull << (u % 64);
@@ -1378,8 +1410,7 @@ clear_dead_waiters(struct shmpool *p)
 		atomic_fetch_and_explicit(&p->waitmask[u / 64], ~bit, SC);
 		unlock_byte(p->lfd, LOCK_USERS + u);
 	}
-	unlock_byte(p->lfd, LOCK_RECOVERY);
-	pthread_mutex_unlock(&p->mu);
+	recovery_unlock(p);
 }
 
 /* Take a user record for the calling thread.  Called with p->mu held. */
@@ -2254,17 +2285,14 @@ static int64_t cache_drain_dead(struct shmpool *p, struct tls_ent *t,
 {
 	int64_t r = -1;
 
-	if (p->lfd < 0 || pthread_mutex_trylock(&p->mu) != 0)
+	if (recovery_trylock(p) < 0)
 		return -1;
-	if (!handle_owns(p, v) && lock_byte(p->lfd, LOCK_RECOVERY, 0) == 0) {
-		if (lock_byte(p->lfd, LOCK_USERS + v, 0) == 0) {
-			if (pend_idle(&p->users[v]))
-				r = (int64_t)cache_drain(p, t, v);
-			unlock_byte(p->lfd, LOCK_USERS + v);
-		}
-		unlock_byte(p->lfd, LOCK_RECOVERY);
+	if (!handle_owns(p, v) && lock_byte(p->lfd, LOCK_USERS + v, 0) == 0) {
+		if (pend_idle(&p->users[v]))
+			r = (int64_t)cache_drain(p, t, v);
+		unlock_byte(p->lfd, LOCK_USERS + v);
 	}
-	pthread_mutex_unlock(&p->mu);
+	recovery_unlock(p);
 	return r;
 }
 
@@ -2474,18 +2502,14 @@ static __attribute__((noinline)) int unlock_stale_words(struct shmpool *p)
 {
 	int r = 0;
 
-	if (pthread_mutex_trylock(&p->mu) != 0)
-		return 0; /* a recovery of ours runs */
-	if (p->lfd >= 0 && lock_byte(p->lfd, LOCK_RECOVERY, 0) == 0) {
-		for (uint64_t w = 0; w < p->nwords; w++)
-			if (atomic_load_explicit(BM(p, w), SC) & WORD_LOCK) {
-				atomic_fetch_and_explicit(BM(p, w), ~WORD_LOCK,
-							  SC);
-				r = 1;
-			}
-		unlock_byte(p->lfd, LOCK_RECOVERY);
-	}
-	pthread_mutex_unlock(&p->mu);
+	if (recovery_trylock(p) < 0)
+		return 0; /* a recovery runs */
+	for (uint64_t w = 0; w < p->nwords; w++)
+		if (atomic_load_explicit(BM(p, w), SC) & WORD_LOCK) {
+			atomic_fetch_and_explicit(BM(p, w), ~WORD_LOCK, SC);
+			r = 1;
+		}
+	recovery_unlock(p);
 	/* slots became claimable: waiters must look again, as after a free */
 	if (r)
 		wake_if_waiters(p, INT_MAX);
@@ -3134,24 +3158,6 @@ static void finish_dead_steals(struct rctx *c)
 		atomic_store_explicit(&vu->csteal, 0, REL);
 		CP();
 	}
-}
-
-static int recovery_lock(struct shmpool *p)
-{
-	pthread_mutex_lock(&p->mu);
-	if (p->lfd < 0 || lock_byte(p->lfd, LOCK_RECOVERY, 1) < 0) {
-		int e = p->lfd < 0 ? EBADF : errno;
-
-		pthread_mutex_unlock(&p->mu);
-		return fail(e, "taking the recovery lock: %s", strerror(e));
-	}
-	return 0;
-}
-
-static void recovery_unlock(struct shmpool *p)
-{
-	unlock_byte(p->lfd, LOCK_RECOVERY);
-	pthread_mutex_unlock(&p->mu);
 }
 
 SHMPOOL_API int64_t shmpool_recover_stale(shmpool_t *p)
