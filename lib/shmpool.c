@@ -2216,15 +2216,34 @@ static int cache_wait_idle(const struct pool_user *u)
 }
 
 /*
+ * Take slot @idx, cached by user @v, back to the bitmap for thief @t: it
+ * first becomes the thief's own (a CAS on its owner, as in a hand-off) and
+ * is then freed as such, under the thief's short pending record.  Not with
+ * an RFREE record naming @v as the pre-owner: @v lives on and may cache
+ * the same slot again before a recovery looks, which would then take a
+ * finished free for one that never started (found by the model,
+ * FIXRFREE).  A thief killed between the two steps leaves a slot owned by
+ * a dead user, which the recovery sweep frees.  Returns 1 when freed, 0
+ * when @idx does not (or no longer) read as cached by @v.
+ */
+static int take_cached(struct shmpool *p, struct tls_ent *t, uint32_t v,
+		       uint64_t idx)
+{
+	uint32_t o = cached_owner(v);
+	uint64_t w;
+
+	if (idx >= p->capacity ||
+	    !atomic_compare_exchange_strong_explicit(&p->owner[idx], &o,
+						     t->uid + 1, SC, RLX))
+		return 0;
+	CP();
+	w = word_of(idx);
+	return release_one(p, t, idx, w, idx - w * SLOTS_PER_WORD);
+}
+
+/*
  * Empty the cache of user @v, which thief @t holds (csteal) and which is
- * idle; the caller then lets it go.  Each slot first becomes the thief's
- * own (a CAS on its owner, as in a hand-off) and is then freed as such,
- * under the thief's short pending record.  Not with an RFREE record naming
- * @v as the pre-owner: @v lives on and may cache the same slot again
- * before a recovery looks, which would then take a finished free for one
- * that never started (found by the model, FIXRFREE).  A thief killed
- * between the two steps leaves a slot owned by a dead user, which the
- * recovery sweep frees.  Returns the slots freed.
+ * idle; the caller then lets it go.  Returns the slots freed.
  */
 static uint64_t cache_drain(struct shmpool *p, struct tls_ent *t, uint32_t v)
 {
@@ -2233,19 +2252,9 @@ static uint64_t cache_drain(struct shmpool *p, struct tls_ent *t, uint32_t v)
 	uint32_t n = cache_depth(p, vu, ACQ);
 	uint64_t freed = 0;
 
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t idx = atomic_load_explicit(&stk[i], RLX), w;
-		uint32_t o = cached_owner(v);
-
-		if (idx >= p->capacity ||
-		    !atomic_compare_exchange_strong_explicit(
-			    &p->owner[idx], &o, t->uid + 1, SC, RLX))
-			continue;
-		CP();
-		w = word_of(idx);
-		freed += (uint64_t)release_one(p, t, idx, w,
-					       idx - w * SLOTS_PER_WORD);
-	}
+	for (uint32_t i = 0; i < n; i++)
+		freed += (uint64_t)take_cached(
+			p, t, v, atomic_load_explicit(&stk[i], RLX));
 	atomic_store_explicit(&vu->cst.word, 0, RLX);
 	CP();
 	return freed;
@@ -2271,14 +2280,18 @@ static uint64_t cache_drain(struct shmpool *p, struct tls_ent *t, uint32_t v)
  * for the same reason.
  *
  * Whatever step the dead operation stopped at, the stack up to its depth
- * is safe to drain; slots beyond it wait for recovery's sweep (so do all
- * slots of a refill into an empty cache: thieves skip empty caches).  A
- * pop stored the slot's plain owner first, which the drain's owner CAS
- * skips.  A push stored the cached owner before the entry and the entry
- * before the depth.  A refill's claim is over, and the entries within the
- * depth are cached slots.  A spill's entries are slots it freed (owner
- * no longer cached by @v, which never stores that owner again) or copies
- * of entries further up, whose second CAS fails.
+ * is safe to drain.  A pop stored the slot's plain owner first, which the
+ * drain's owner CAS skips.  A push stored the cached owner before the
+ * entry and the entry before the depth.  A refill's claim is over, and the
+ * entries within the depth are cached slots.  A spill's entries are slots
+ * it freed (owner no longer cached by @v, which never stores that owner
+ * again) or copies of entries further up, whose second CAS fails.  Then
+ * the owners are swept for slots cached by @v outside the stack: the one
+ * a push marked before it counted it, the batch a refill claimed before
+ * it stacked it.  With the record idle every such slot is a cache slot
+ * of @v's, held by nobody (a slot @v held reads its plain owner).  One
+ * pass over the owner array, once per death: the drain clears the busy
+ * flag, so no thief comes back.
  */
 static int64_t cache_drain_dead(struct shmpool *p, struct tls_ent *t,
 				uint32_t v)
@@ -2288,8 +2301,13 @@ static int64_t cache_drain_dead(struct shmpool *p, struct tls_ent *t,
 	if (recovery_trylock(p) < 0)
 		return -1;
 	if (!handle_owns(p, v) && lock_byte(p->lfd, LOCK_USERS + v, 0) == 0) {
-		if (pend_idle(&p->users[v]))
+		if (pend_idle(&p->users[v])) {
 			r = (int64_t)cache_drain(p, t, v);
+			for (uint64_t idx = 0; idx < p->capacity; idx++)
+				if (atomic_load_explicit(&p->owner[idx], RLX) ==
+				    cached_owner(v))
+					r += take_cached(p, t, v, idx);
+		}
 		unlock_byte(p->lfd, LOCK_USERS + v);
 	}
 	recovery_unlock(p);
@@ -2298,14 +2316,14 @@ static int64_t cache_drain_dead(struct shmpool *p, struct tls_ent *t,
 
 /*
  * Take back the slots parked in users' caches (the caller's own included)
- * for thief @t, which found the bitmap empty; idle, busy and dead users
- * alike, except live ones in the middle of a cache operation.  A @waiting
- * thief (its waiter bit set) first issues a membarrier, which makes every
- * pushed slot visible (see the wake-up argument above); one that does not
- * wait reads the depths as they are, so a try on a full pool with empty
+ * for thief @t, which found the bitmap empty: from idle and dead users,
+ * and from busy ones once their operation is over.  A @waiting thief (its
+ * waiter bit set) first issues a membarrier, which makes every pushed
+ * slot visible (see the wake-up argument above); one that does not wait
+ * reads the depths as they are, so a try on a full pool with empty, idle
  * caches costs no syscall.  Users are taken 64 at a time: the thief claims
- * the caches it saw non-empty, and a membarrier excludes their owners.  A
- * cache whose owner stays busy is emptied if the owner died
+ * the caches it saw non-empty or busy, and a membarrier excludes their
+ * owners.  A cache whose owner stays busy is emptied if the owner died
  * (cache_drain_dead); one that cannot be (its owner descheduled or
  * stopped, a recovery running, a dead refill or spill in flight) sets
  * *@busy: a waiter then looks again soon instead of sleeping beside it.
@@ -2332,13 +2350,13 @@ steal_caches(struct shmpool *p, struct tls_ent *t, int waiting, int *busy)
 			struct pool_user *vu = &p->users[v];
 			uint32_t zero = 0;
 
-			if (!cache_depth(p, vu, RLX)) {
-				/* a refill in progress fills it in a moment */
-				if (v != t->uid &&
-				    atomic_load_explicit(&vu->cst.h.busy, RLX))
-					*busy = 1;
+			/* an empty cache only while busy: a refill in
+			 * progress fills it in a moment, and its owner
+			 * may have died in it */
+			if (!cache_depth(p, vu, RLX) &&
+			    (v == t->uid ||
+			     !atomic_load_explicit(&vu->cst.h.busy, RLX)))
 				continue;
-			}
 			if (atomic_compare_exchange_strong_explicit(
 				    &vu->csteal, &zero, t->uid + 1, SC, RLX))
 				held |= 1ull << (v - base);

@@ -159,16 +159,19 @@ struct parker {
 	int die;      /* 0: idle until 'x'; 1: _exit; 2: SIGKILL itself */
 	int hold;     /* further slots to keep allocated */
 	int busy;     /* 1: stop as if inside a cache operation; 2: inside a
-			 spill that published its pending record */
+			 spill that published its pending record; 3: inside
+			 a refill of an empty cache, its slots not stacked */
 };
 
 /*
  * Leave the calling process's user record as if it stopped inside a cache
- * operation: busy set (as cache_enter() does) and, with @spill, the
- * long-form FREE record of a spill of the cache's bottom entry, published
- * before any of its owner stores (as release_word() does).
+ * operation (@busy as in struct parker): busy set, as cache_enter() does;
+ * for 2 also the long-form FREE record of a spill of the cache's bottom
+ * entry, published before any of its owner stores (as release_word()
+ * does); for 3 the depth 0, as in a refill of an empty cache that claimed
+ * its slots (owners marked cached) and stacked none yet.
  */
-static int fake_cache_op(shmpool_t *h, int spill)
+static int fake_cache_op(shmpool_t *h, int busy)
 {
 	struct shmpool *p = (struct shmpool *)h;
 	uint32_t hwm = atomic_load(&p->sh->user_hwm);
@@ -182,7 +185,9 @@ static int fake_cache_op(shmpool_t *h, int spill)
 		    atomic_load(&u->pid) != (int32_t)getpid())
 			continue;
 		atomic_store(&u->cst.h.busy, 1);
-		if (spill) {
+		if (busy == 3)
+			atomic_store(&u->cst.h.depth, 0);
+		if (busy == 2) {
 			atomic_store(&u->pend_mask,
 				     1ull << (idx % SLOTS_PER_WORD));
 			atomic_store(&u->pend_snap, atomic_load(&u->nfree));
@@ -207,7 +212,7 @@ static int child_parker(void *arg)
 	for (int i = 0; i < k->park; i++)
 		CHILD_CHECK(shmpool_free(k->p, (uint64_t)s[i]) == 0, 3);
 	if (k->busy)
-		CHILD_CHECK(fake_cache_op(k->p, k->busy == 2) == 0, 6);
+		CHILD_CHECK(fake_cache_op(k->p, k->busy) == 0, 6);
 	CHILD_CHECK(tu_signal_fd(k->to_parent[1], 'r') == 0, 4);
 	if (k->die == 2)
 		raise(SIGKILL);
@@ -243,7 +248,8 @@ static void take_all(shmpool_t *p, uint64_t n, uint64_t *out)
 /*
  * A child parks every slot of a pool in its cache, first stopping as
  * @busy says (0: idle, 1: inside a cache operation, 2: inside a spill with
- * its record published), then idles (@die 0), exits (1) or kills itself
+ * its record published, 3: inside a refill with nothing stacked yet),
+ * then idles (@die 0), exits (1) or kills itself
  * (2).  The parent must take every slot back without recover_stale,
  * except from a live busy child (it keeps its cache until it exits) and
  * from a spill in flight (recover_stale settles that one).
@@ -259,10 +265,10 @@ static void run_steal(int die, int busy)
 	if (die)
 		tu_wait(pid, 10);
 	/* the child's cache holds every slot; none is in the bitmap */
-	assert_int_equal(tu_stats(k.p).cached, CAP);
+	assert_int_equal(tu_stats(k.p).cached, busy == 3 ? 0 : CAP);
 	if (busy == 2 || (busy && !die)) {
 		assert_fails(shmpool_try_alloc(k.p), EAGAIN);
-		assert_int_equal(tu_stats(k.p).cached, CAP);
+		assert_int_equal(tu_stats(k.p).cached, busy == 3 ? 0 : CAP);
 	}
 	if (busy == 2) {
 		assert_int_equal(assert_ok(shmpool_recover_stale(k.p)), CAP);
@@ -321,6 +327,14 @@ static void test_killed_in_spill_waits_for_recovery(void **state)
 {
 	(void)state;
 	run_steal(2, 2);
+}
+
+/* Killed inside a refill of its empty cache: the claimed slots, marked
+ * cached but in no stack, are found by the drain's sweep. */
+static void test_steal_from_killed_in_refill(void **state)
+{
+	(void)state;
+	run_steal(2, 3);
 }
 
 /* A live owner that stays busy keeps its cache. */
@@ -533,6 +547,7 @@ int main(void)
 		T(test_steal_from_killed),
 		T(test_steal_from_killed_busy),
 		T(test_killed_in_spill_waits_for_recovery),
+		T(test_steal_from_killed_in_refill),
 		T(test_live_busy_keeps_cache),
 		T(test_recover_cache),
 		T(test_push_wakes_waiter),

@@ -79,7 +79,8 @@
  *    CACHED, owner = 0, fetch_and, nfree + 1, wake if waiters; cn kept
  *    exact per slot); csteal set at the flush: a thief is draining, leave.
  *  - Steal (an allocator that found the bitmap empty steals from every
- *    other user with cn > 0, then claims again; a waiter does so in every
+ *    other user with cn > 0 or, with DEADBUSY, visibly busy, then claims
+ *    again; a waiter does so in every
  *    rescan): CAS csteal 0 -> thief + 1, membarrier, load cbusy; busy: wait
  *    until it is 0 (FIXSTEAL), unless the owner is dead: then, if no
  *    recovery runs (rlock, the recovery lock and the owner's lock byte)
@@ -88,7 +89,10 @@
  *    give up, csteal = 0; not busy: per entry a hand-off CAS owner victim
  *    + 1 + CACHED -> thief + 1, then release_one of the slot (FIXRFREE;
  *    entries whose CAS fails are skipped), then cn = 0, csteal = 0
- *    (release; after a dead-busy drain also cbusy = 0, and rlock free).
+ *    (release).  A dead-busy drain ends with cn = 0 and cbusy = 0 (one
+ *    word in the code), sweeps the owners for slots V caches outside its
+ *    stack (a push or refill cut short) and frees them the same way
+ *    (SWEEP), then lets go of rlock, then of csteal.
  *  - Waiter: after its fetch_or on the waiter mask, a membarrier, then the
  *    rescans (bitmap and steals) as before.  Either a pusher's waiter-mask
  *    load follows the barrier and sees the waiter, or its cn store is
@@ -142,10 +146,11 @@
  * for the dead-waiter case of FIXWAKE) exceed 40 million states even with
  * the kill restricted to user 0 (-DKILLABLE=1, no loss by symmetry): run
  * it with bitstate hashing (gcc -DBITSTATE, ./pan -w32), not exhaustive.
- * With caches, model.sh checks 3 users without crashes (2.9 million
+ * With caches, model.sh checks 3 users without crashes (3.8 million
  * states) and 2 users with a SIGKILL at any step, the largest case being
- * the one where user 0 pops in a second round (17.7 million states, 30 s,
- * 1.1 GB with gcc -DCOLLAPSE).  Not in model.sh: -DCACHE=2 -DHOLD2 with
+ * the one where user 0 pops in a second round (21.6 million states, 41 s
+ * with gcc -DCOLLAPSE), and two SIGKILLs (8.4 million).  Not in model.sh
+ * (sizes from before DEADBUSY): -DCACHE=2 -DHOLD2 with
  * 2 slots and a SIGKILL (28 million states, 51 s with -DCOLLAPSE), and 3
  * users with a second round (over 34 million states even without a
  * crash; a bitstate search, -w32, covers 46 million without error).
@@ -235,8 +240,11 @@
  *   NOREC=1   no recovery runs (and no final check or watchdog, since a
  *             dead user may then owe a wake-up or hold slots for good):
  *             a waiter that times out, whose last try follows the death
- *             of a user with an idle record and cached slots in its stack,
- *             must get a slot.
+ *             of a user with an idle record and slots it caches, in its
+ *             stack or not, must get a slot.
+ *   SWEEP=0   the dead-busy drain takes the stack only: a refill's slot,
+ *             claimed and marked cached before it was stacked, stays,
+ *             must fail with NOREC=1.
  *   Other knobs: ROUNDS0 (user 0's rounds: 2 makes it pop from its
  *   cache), HOLD2, REFILL=0 (no refill: an empty cache falls back to
  *   claim_one), DRAIN=1 (the store-buffer drainer in every variant),
@@ -370,6 +378,9 @@
 #ifndef NOREC
 #define NOREC 0 /* no recover_stale runs at all */
 #endif
+#ifndef SWEEP
+#define SWEEP 1 /* the dead-busy drain sweeps owners outside the stack */
+#endif
 
 #define LOCK 128             /* WORD_LOCK */
 #define VALID ((1 << NS) - 1) /* valid_bits() of the word */
@@ -444,20 +455,18 @@ byte ntmo;
 #define SBFLUSH(k) cbusy[k] = cbusy[k] | sb[k]; sb[k] = 0
 /* the owner's release store cbusy = 0 (replaces a buffered 1) */
 #define UNBUSY(k) cbusy[k] = 0; sb[k] = 0
-/* a dead user whose idle record leaves cached slots in its stack */
-#if CACHE == 1
-#define STACKED(k) (cn[k] > 0 && owner[cstack[k]] == k + 1 + CACHED)
-#else
-#define STACKED(k) ((cn[k] > 0 && owner[cstack[k * CACHE]] == k + 1 + CACHED) || \
-	(cn[k] > 1 && owner[cstack[k * CACHE + 1]] == k + 1 + CACHED))
-#endif
-#define DEAD_STACKED(k) (k < NU && killed[k] && PEND_IDLE(k) && STACKED(k))
+/* a dead user whose idle record leaves slots cached by it, stacked or
+ * not (a push or refill cut short) */
+#define CACHES(k) (owner[0] == k + 1 + CACHED || \
+	(NS > 1 && owner[1] == k + 1 + CACHED) || \
+	(NS > 2 && owner[2] == k + 1 + CACHED))
+#define DEAD_CACHED(k) (k < NU && killed[k] && PEND_IDLE(k) && CACHES(k))
 #else
 #define ANY_CACHED false
 #define SBFLUSH(k) skip
 #endif
 #if NOREC && CACHE
-#define DST_SNAP ; dst = (DEAD_STACKED(0) || DEAD_STACKED(1) || DEAD_STACKED(2))
+#define DST_SNAP ; dst = (DEAD_CACHED(0) || DEAD_CACHED(1) || DEAD_CACHED(2))
 #else
 #define DST_SNAP
 #endif
@@ -685,10 +694,8 @@ inline free_slot()
 		rlock = me + 1; n = cn[V]; i = 0; got = 3 } \
 	:: atomic { got == 2 && killed[V] && !DEAD_DRAIN(V, dd) -> \
 		csteal[V] = 0; got = 0; V++; break } \
-	:: atomic { got == 3 && i >= n -> cn[V] = 0; csteal[V] = 0; \
-		cbusy[V] = (rlock == me + 1 -> 0 : cbusy[V]); \
-		rlock = (rlock == me + 1 -> 0 : rlock); \
-		n = 0; i = 0; got = 0; V++; break }
+	:: atomic { got == 3 && i >= n && !(dd && rlock == me + 1) -> \
+		cn[V] = 0; csteal[V] = 0; n = 0; i = 0; got = 0; V++; break }
 
 /* RFREE of stack entry b of V by `me` after its record (for REC: none):
  * CAS owner V + 1 + CACHED -> 0 (which arbitrates against recovery's
@@ -755,6 +762,20 @@ inline steal(V)
 		rfree_entry(V, u);
 		wake_if_waiters()
 #endif
+	/* the end of a dead-busy drain (DEADBUSY): the stack's word goes to
+	 * 0 (depth and busy), then the owners are swept for slots cached by
+	 * V outside the stack, then rlock, then csteal */
+	:: atomic { got == 3 && i >= n && DEADBUSY && rlock == u + 1 ->
+		cn[V] = 0; cbusy[V] = 0; n = 0; i = 0; got = 5 }
+	:: atomic { got == 5 && i < NS &&
+		    (!SWEEP || owner[i] != V + 1 + CACHED) -> i++ }
+	:: atomic { got == 5 && i < NS && SWEEP && owner[i] == V + 1 + CACHED ->
+		assert(!LIVE_HOLDER(i));
+		owner[i] = u + 1; holder[i] = u + 1; r = i; i++; stole++;
+		FREE_BEGIN }
+		free_rest() /* wakes if waiters */
+	:: atomic { got == 5 && i >= NS -> rlock = 0; i = 0; got = 6 }
+	:: atomic { got == 6 -> csteal[V] = 0; got = 0; V++; break }
 	od
 }
 
@@ -769,13 +790,15 @@ inline steal_rec(V, exp)
 	od
 }
 
-/* The bitmap is empty: steal from every other user with cn > 0 (the
+/* The bitmap is empty: steal from every other user with cn > 0, or (with
+ * DEADBUSY) busy: a refill in progress, or one its owner died in (the
  * caller sets j = 0, stole = 0). */
+#define STEALABLE(j) (cn[j] != 0 || (DEADBUSY && cbusy[j]))
 inline steal_all()
 {
 	do
-	:: atomic { j < NU && (j == u || cn[j] == 0) -> j++ }
-	:: atomic { j < NU && j != u && cn[j] != 0 -> got = 4 }
+	:: atomic { j < NU && (j == u || !STEALABLE(j)) -> j++ }
+	:: atomic { j < NU && j != u && STEALABLE(j) -> got = 4 }
 		steal(j)
 	:: atomic { j >= NU -> j = 0; break }
 	od
@@ -1022,7 +1045,7 @@ proctype user(byte u)
 	byte n, i, j, oc, stole, freed; /* freed: unused (recovery) */
 	bit byp, tried;
 	byte got;
-	bit dst; /* NOREC: a dead user's stack held cached slots at the timeout */
+	bit dst; /* NOREC: a dead user held cached slots at the timeout */
 #endif
 #if HOLD2
 	byte r2 = NONE; /* user 0's first slot while it allocates a second */
