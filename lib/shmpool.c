@@ -2322,12 +2322,12 @@ static int64_t cache_drain_dead(struct shmpool *p, struct tls_ent *t,
  * slot visible (see the wake-up argument above); one that does not wait
  * reads the depths as they are, so a try on a full pool with empty, idle
  * caches costs no syscall.  Users are taken 64 at a time: the thief claims
- * the caches it saw non-empty or busy, and a membarrier excludes their
- * owners.  A cache whose owner stays busy is emptied if the owner died
- * (cache_drain_dead); one that cannot be (its owner descheduled or
- * stopped, a recovery running, a dead refill or spill in flight) sets
- * *@busy: a waiter then looks again soon instead of sleeping beside it.
- * Returns the number of slots freed to the bitmap.
+ * the caches it saw non-empty (a waiter also those empty but busy), and a
+ * membarrier excludes their owners.  A cache whose owner stays busy is
+ * emptied if the owner died (cache_drain_dead); one that cannot be (its
+ * owner descheduled or stopped, a recovery running, a dead refill or
+ * spill in flight) sets *@busy: a waiter then looks again soon instead of
+ * sleeping beside it.  Returns the number of slots freed to the bitmap.
  */
 static __attribute__((noinline)) uint64_t
 steal_caches(struct shmpool *p, struct tls_ent *t, int waiting, int *busy)
@@ -2350,13 +2350,22 @@ steal_caches(struct shmpool *p, struct tls_ent *t, int waiting, int *busy)
 			struct pool_user *vu = &p->users[v];
 			uint32_t zero = 0;
 
-			/* an empty cache only while busy: a refill in
-			 * progress fills it in a moment, and its owner
-			 * may have died in it */
+			/*
+			 * An empty cache only while busy, and only for a
+			 * waiter (which pays for membarriers anyway): a
+			 * refill in progress fills it in a moment, and its
+			 * owner may have died in it.  A try on a full pool
+			 * must not pay a membarrier for every other thread
+			 * whose refill finds nothing.
+			 */
 			if (!cache_depth(p, vu, RLX) &&
-			    (v == t->uid ||
-			     !atomic_load_explicit(&vu->cst.h.busy, RLX)))
+			    (!waiting || v == t->uid ||
+			     !atomic_load_explicit(&vu->cst.h.busy, RLX))) {
+				if (v != t->uid &&
+				    atomic_load_explicit(&vu->cst.h.busy, RLX))
+					*busy = 1;
 				continue;
+			}
 			if (atomic_compare_exchange_strong_explicit(
 				    &vu->csteal, &zero, t->uid + 1, SC, RLX))
 				held |= 1ull << (v - base);

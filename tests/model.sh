@@ -27,8 +27,9 @@
 # as implemented): a thief empties the cache of an owner killed in the
 # middle of a cache operation, without recovery, when the owner's pending
 # record is idle; NOREC=1 runs no recovery and checks that a waiter's last
-# try leaves no such slot (DEADBUSY=0 and SWEEP=0, which skips slots
-# cached outside the stack, must fail), BROKEN=8 drains despite
+# try leaves no such slot (DEADBUSY=0, SWEEP=0, which skips slots cached
+# outside the stack, and EMPTYBUSY=0, which skips the empty caches of busy
+# owners, must fail), BROKEN=8 drains despite
 # a record in flight (must fail: recovery then counts the free twice).
 set -u
 top_srcdir=${top_srcdir:-.}
@@ -81,6 +82,7 @@ cases=(
 	"no recovery, cache 2, 2 slots, user 0 holds two: the same|-DNU=2 -DNS=2 -DMAXKILL=1 -DCACHE=2 -DHOLD2 -DTMO=1 -DNOREC=1|pass|-O2"
 	"DEADBUSY=0 (a thief gives up on an owner killed busy) leaves its slots|$c1n -DDEADBUSY=0|fail"
 	"SWEEP=0 (the dead-busy drain takes only the stack) leaves a cut-short refill's slot|$c1n -DSWEEP=0|fail"
+	"EMPTYBUSY=0 (thieves skip empty caches of busy owners) leaves a cut-short refill's slot|$c1n -DEMPTYBUSY=0|fail"
 	"cache 1, 2 users, 1 slot, two SIGKILLs (a thief may die in a dead-busy drain)|-DNU=2 -DNS=1 -DMAXKILL=2 -DCACHE=1|pass|-O2 -DCOLLAPSE"
 	"BROKEN=8 (the dead-busy drain ignores a record in flight) miscounts|-DNU=2 -DNS=1 -DMAXKILL=1 -DCACHE=1 -DBROKEN=8|fail"
 )

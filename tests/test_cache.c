@@ -163,6 +163,18 @@ struct parker {
 			 a refill of an empty cache, its slots not stacked */
 };
 
+/* Slots whose owner word reads cached, by any user (the stats count the
+ * stacks' depths instead). */
+static int cached_owners(shmpool_t *h)
+{
+	struct shmpool *p = (struct shmpool *)h;
+	int n = 0;
+
+	for (uint64_t i = 0; i < p->capacity; i++)
+		n += (atomic_load(&p->owner[i]) & OWNER_CACHED) != 0;
+	return n;
+}
+
 /*
  * Leave the calling process's user record as if it stopped inside a cache
  * operation (@busy as in struct parker): busy set, as cache_enter() does;
@@ -267,8 +279,9 @@ static void run_steal(int die, int busy)
 	/* the child's cache holds every slot; none is in the bitmap */
 	assert_int_equal(tu_stats(k.p).cached, busy == 3 ? 0 : CAP);
 	if (busy == 2 || (busy && !die)) {
-		assert_fails(shmpool_try_alloc(k.p), EAGAIN);
-		assert_int_equal(tu_stats(k.p).cached, busy == 3 ? 0 : CAP);
+		/* a waiter too, which takes more than a try */
+		assert_fails(shmpool_alloc(k.p, 0.05), ETIMEDOUT);
+		assert_int_equal(cached_owners(k.p), CAP);
 	}
 	if (busy == 2) {
 		assert_int_equal(assert_ok(shmpool_recover_stale(k.p)), CAP);
@@ -279,7 +292,14 @@ static void run_steal(int die, int busy)
 		assert_ok(tu_signal_fd(k.to_child[1], 'x'));
 		tu_wait_ok(pid, 10);
 	}
-	take_all(k.p, CAP, got);
+	if (busy == 3) {
+		/* only a waiter takes an empty cache whose owner is busy */
+		assert_fails(shmpool_try_alloc(k.p), EAGAIN);
+		got[0] = (uint64_t)assert_ok(shmpool_alloc(k.p, WAKE_BOUND));
+		take_all(k.p, CAP - 1, got + 1);
+	} else {
+		take_all(k.p, CAP, got);
+	}
 	assert_consistent(k.p, CAP, 0);
 	if (!die && !busy) {
 		assert_ok(tu_signal_fd(k.to_child[1], 'x'));
@@ -335,6 +355,13 @@ static void test_steal_from_killed_in_refill(void **state)
 {
 	(void)state;
 	run_steal(2, 3);
+}
+
+/* A live owner stopped in a refill of its empty cache keeps its slots. */
+static void test_live_busy_refill_keeps_slots(void **state)
+{
+	(void)state;
+	run_steal(0, 3);
 }
 
 /* A live owner that stays busy keeps its cache. */
@@ -548,6 +575,7 @@ int main(void)
 		T(test_steal_from_killed_busy),
 		T(test_killed_in_spill_waits_for_recovery),
 		T(test_steal_from_killed_in_refill),
+		T(test_live_busy_refill_keeps_slots),
 		T(test_live_busy_keeps_cache),
 		T(test_recover_cache),
 		T(test_push_wakes_waiter),

@@ -437,8 +437,8 @@ static void check_invariants(struct world *w)
 }
 
 /*
- * CDEAD, before any recovery: the survivor allocates until the pool is
- * full.  It must take back every slot the dead victim (@pid) left cached,
+ * CDEAD, before any recovery: the survivor allocates until an allocation
+ * times out.  It must take back every slot the dead victim (@pid) left cached,
  * in its stack or not, or, if the victim died with a claim or release of
  * bits in flight (a refill or spill), none of them.  (The victim's script
  * writes a pending record over its cached slots only inside a cache
@@ -486,7 +486,9 @@ static void check_dead_cache(struct world *w, pid_t pid)
 		dead_busy_cases++;
 		dead_unstacked_cases += unstacked > 0;
 	}
-	while (w->nmine < CAP && (x = shmpool_try_alloc(w->p)) >= 0)
+	/* blocking allocations: only a waiter takes an empty cache whose
+	 * owner is busy (it may have died in a refill) */
+	while (w->nmine < CAP && (x = shmpool_alloc(w->p, 0.05)) >= 0)
 		w->mine[w->nmine++] = (uint64_t)x;
 	for (int i = 0; i < n; i++) {
 		int taken = in(w->mine + nmine, w->nmine - nmine, cached[i]);

@@ -79,8 +79,8 @@
  *    CACHED, owner = 0, fetch_and, nfree + 1, wake if waiters; cn kept
  *    exact per slot); csteal set at the flush: a thief is draining, leave.
  *  - Steal (an allocator that found the bitmap empty steals from every
- *    other user with cn > 0 or, with DEADBUSY, visibly busy, then claims
- *    again; a waiter does so in every
+ *    other user with cn > 0 or, for a waiter with DEADBUSY, visibly busy,
+ *    then claims again; a waiter does so in every
  *    rescan): CAS csteal 0 -> thief + 1, membarrier, load cbusy; busy: wait
  *    until it is 0 (FIXSTEAL), unless the owner is dead: then, if no
  *    recovery runs (rlock, the recovery lock and the owner's lock byte)
@@ -146,10 +146,10 @@
  * for the dead-waiter case of FIXWAKE) exceed 40 million states even with
  * the kill restricted to user 0 (-DKILLABLE=1, no loss by symmetry): run
  * it with bitstate hashing (gcc -DBITSTATE, ./pan -w32), not exhaustive.
- * With caches, model.sh checks 3 users without crashes (3.8 million
+ * With caches, model.sh checks 3 users without crashes (3.5 million
  * states) and 2 users with a SIGKILL at any step, the largest case being
- * the one where user 0 pops in a second round (21.6 million states, 41 s
- * with gcc -DCOLLAPSE), and two SIGKILLs (8.4 million).  Not in model.sh
+ * the one where user 0 pops in a second round (19.0 million states, 30 s
+ * with gcc -DCOLLAPSE), and two SIGKILLs (7.6 million).  Not in model.sh
  * (sizes from before DEADBUSY): -DCACHE=2 -DHOLD2 with
  * 2 slots and a SIGKILL (28 million states, 51 s with -DCOLLAPSE), and 3
  * users with a second round (over 34 million states even without a
@@ -245,6 +245,8 @@
  *   SWEEP=0   the dead-busy drain takes the stack only: a refill's slot,
  *             claimed and marked cached before it was stacked, stays,
  *             must fail with NOREC=1.
+ *   EMPTYBUSY=0 thieves skip empty caches even when their owner is busy
+ *             (and dead in a refill), must fail with NOREC=1.
  *   Other knobs: ROUNDS0 (user 0's rounds: 2 makes it pop from its
  *   cache), HOLD2, REFILL=0 (no refill: an empty cache falls back to
  *   claim_one), DRAIN=1 (the store-buffer drainer in every variant),
@@ -380,6 +382,9 @@
 #endif
 #ifndef SWEEP
 #define SWEEP 1 /* the dead-busy drain sweeps owners outside the stack */
+#endif
+#ifndef EMPTYBUSY
+#define EMPTYBUSY 1 /* a waiter also steals an empty cache whose owner is busy */
 #endif
 
 #define LOCK 128             /* WORD_LOCK */
@@ -771,8 +776,8 @@ inline steal(V)
 		    (!SWEEP || owner[i] != V + 1 + CACHED) -> i++ }
 	:: atomic { got == 5 && i < NS && SWEEP && owner[i] == V + 1 + CACHED ->
 		assert(!LIVE_HOLDER(i));
-		owner[i] = u + 1; holder[i] = u + 1; r = i; i++; stole++;
-		FREE_BEGIN }
+		owner[i] = u + 1; holder[i] = u + 1; r = i; i++; stole++ }
+		atomic { FREE_BEGIN }
 		free_rest() /* wakes if waiters */
 	:: atomic { got == 5 && i >= NS -> rlock = 0; i = 0; got = 6 }
 	:: atomic { got == 6 -> csteal[V] = 0; got = 0; V++; break }
@@ -790,10 +795,11 @@ inline steal_rec(V, exp)
 	od
 }
 
-/* The bitmap is empty: steal from every other user with cn > 0, or (with
- * DEADBUSY) busy: a refill in progress, or one its owner died in (the
- * caller sets j = 0, stole = 0). */
-#define STEALABLE(j) (cn[j] != 0 || (DEADBUSY && cbusy[j]))
+/* The bitmap is empty: steal from every other user with cn > 0, or, for a
+ * waiter (with DEADBUSY and EMPTYBUSY), busy: a refill in progress, or one
+ * its owner died in (the caller sets j = 0, stole = 0). */
+#define STEALABLE(j) (cn[j] != 0 || (DEADBUSY && EMPTYBUSY && cbusy[j] && \
+	(waitmask & (1 << u))))
 inline steal_all()
 {
 	do
