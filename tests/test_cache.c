@@ -314,61 +314,16 @@ static void run_steal(int die, int busy)
 	shmpool_close(k.p);
 }
 
-static void test_steal_from_idle(void **state)
-{
-	(void)state;
-	run_steal(0, 0);
-}
+/* run_steal() as a cmocka test: *state is a struct steal_case. */
+struct steal_case {
+	int die, busy;
+};
 
-static void test_steal_from_exited(void **state)
+static void test_steal(void **state)
 {
-	(void)state;
-	run_steal(1, 0);
-}
+	const struct steal_case *c = *state;
 
-static void test_steal_from_killed(void **state)
-{
-	(void)state;
-	run_steal(2, 0);
-}
-
-/* Killed inside a cache operation (busy set): its cache is taken back all
- * the same, before any recovery. */
-static void test_steal_from_killed_busy(void **state)
-{
-	(void)state;
-	run_steal(2, 1);
-}
-
-/* Killed inside a spill, its pending record published: the release is
- * recovery's to settle (else it would be counted twice), so no allocator
- * touches that cache; recover_stale frees every slot of it. */
-static void test_killed_in_spill_waits_for_recovery(void **state)
-{
-	(void)state;
-	run_steal(2, 2);
-}
-
-/* Killed inside a refill of its empty cache: the claimed slots, marked
- * cached but in no stack, are found by the drain's sweep. */
-static void test_steal_from_killed_in_refill(void **state)
-{
-	(void)state;
-	run_steal(2, 3);
-}
-
-/* A live owner stopped in a refill of its empty cache keeps its slots. */
-static void test_live_busy_refill_keeps_slots(void **state)
-{
-	(void)state;
-	run_steal(0, 3);
-}
-
-/* A live owner that stays busy keeps its cache. */
-static void test_live_busy_keeps_cache(void **state)
-{
-	(void)state;
-	run_steal(0, 1);
+	run_steal(c->die, c->busy);
 }
 
 /* recover_stale frees a killed process's held and cached slots alike. */
@@ -560,6 +515,10 @@ static void test_churn_no_double_allocation(void **state)
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup_dir, tu_teardown_dir)
+/* run_steal(die, busy) under the name @name */
+#define STEAL(name, die, busy)                                                \
+	{ #name, test_steal, tu_setup_dir, tu_teardown_dir,                    \
+	  &(struct steal_case){ die, busy } }
 
 int main(void)
 {
@@ -569,14 +528,21 @@ int main(void)
 		T(test_parked_slot_is_free),
 		T(test_fill_and_spill),
 		T(test_batches),
-		T(test_steal_from_idle),
-		T(test_steal_from_exited),
-		T(test_steal_from_killed),
-		T(test_steal_from_killed_busy),
-		T(test_killed_in_spill_waits_for_recovery),
-		T(test_steal_from_killed_in_refill),
-		T(test_live_busy_refill_keeps_slots),
-		T(test_live_busy_keeps_cache),
+		STEAL(test_steal_from_idle, 0, 0),
+		STEAL(test_steal_from_exited, 1, 0),
+		STEAL(test_steal_from_killed, 2, 0),
+		/* killed inside a cache operation: taken back all the same,
+		 * before any recovery */
+		STEAL(test_steal_from_killed_busy, 2, 1),
+		/* killed inside a spill, its record published: recovery's to
+		 * settle (else counted twice); recover_stale frees it all */
+		STEAL(test_killed_in_spill_waits_for_recovery, 2, 2),
+		/* killed inside a refill of its empty cache: the slots marked
+		 * cached but in no stack are found by the drain's sweep */
+		STEAL(test_steal_from_killed_in_refill, 2, 3),
+		/* live owners that stay busy keep their slots */
+		STEAL(test_live_busy_refill_keeps_slots, 0, 3),
+		STEAL(test_live_busy_keeps_cache, 0, 1),
 		T(test_recover_cache),
 		T(test_push_wakes_waiter),
 		T(test_threads_and_close),
