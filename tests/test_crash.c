@@ -275,6 +275,7 @@ static pid_t spawn_holder(int n, uint64_t *held, int park)
 {
 	int pfd[2];
 	pid_t pid;
+	char more;
 
 	if (pipe(pfd) < 0)
 		return -1;
@@ -304,6 +305,14 @@ static pid_t spawn_holder(int n, uint64_t *held, int park)
 	for (int i = 0; i < n; i++)
 		if (read(pfd[0], &held[i], sizeof(held[i])) != sizeof(held[i]))
 			pid = -1;
+	/*
+	 * The holder frees its parked slots after sending the held ones and
+	 * closes the pipe after that.  Wait for the end of file: a holder
+	 * still freeing when the victim runs and the checks look was a
+	 * flaky "slot leaked" on a loaded machine.
+	 */
+	if (pid > 0 && read(pfd[0], &more, 1) != 0)
+		pid = -1;
 	close(pfd[0]);
 	return pid;
 }
