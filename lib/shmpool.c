@@ -440,11 +440,17 @@ static void wake(struct shmpool *p, int n)
  */
 static inline int have_waiters(const struct shmpool *p)
 {
-	uint32_t n = (atomic_load_explicit(&p->sh->user_hwm, SC) + 63) / 64;
+	uint32_t hwm = atomic_load_explicit(&p->sh->user_hwm, SC), n;
 
+	/* word 0 first and alone: no loop while at most 64 users ever came */
+	if (atomic_load_explicit(&p->waitmask[0], SC))
+		return 1;
+	if (likely(hwm <= 64))
+		return 0;
+	n = (hwm + 63) / 64;
 	if (n > p->nwaitwords)
 		n = p->nwaitwords;
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 1; i < n; i++)
 		if (atomic_load_explicit(&p->waitmask[i], SC))
 			return 1;
 	return 0;
@@ -1538,13 +1544,19 @@ static inline void zero_slot(struct shmpool *p, uint64_t idx)
 		memset(s, 0, 8);
 	else if (p->stride == 4)
 		memset(s, 0, 4);
-	else if (p->stride <= 64 && !(p->stride & 15))
-		/* small raw slots: a few 16-byte stores, no call */
-		for (unsigned char *e = s + p->stride; s < e; s += 16) {
-			__asm__("" : "+r"(s)); /* keep it a loop, not memset */
-			memset(s, 0, 16);
+	else if (p->stride <= 64 && !(p->stride & 15)) {
+		/* small raw slots (16, 32, 48 or 64 bytes): two or four
+		 * 16-byte stores from both ends, overlapping for 48, no
+		 * call and no loop */
+		unsigned char *e = s + p->stride;
+
+		memset(s, 0, 16);
+		memset(e - 16, 0, 16);
+		if (p->stride > 32) {
+			memset(s + 16, 0, 16);
+			memset(e - 32, 0, 16);
 		}
-	else
+	} else
 		zero_any(s, p->stride);
 }
 
