@@ -9,6 +9,8 @@
 # spin is a build dependency installed by scripts/bootstrap: without it this
 # test fails (a silent skip would hide that the proof no longer runs).
 # About 2 minutes on 2 cores; every pan run is bounded in time and memory.
+# run-test: timeout 900 (a machine loaded by other work can take 3 times
+# as long as that, which the default 300 s would cut short).
 #
 # The model found two library bugs, both fixed and now the model's default
 # (FIXLIVE: recovery scans live pending records again after loading an

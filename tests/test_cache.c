@@ -433,7 +433,7 @@ static void test_threads_and_close(void **state)
 
 struct churner {
 	shmpool_t *p;
-	double until;
+	double seconds; /* of churn, from the child's own start */
 	_Atomic uint64_t *ops; /* shared: allocations done per child */
 	int id;
 };
@@ -450,8 +450,9 @@ static int child_churn(void *arg)
 	int64_t mark = (int64_t)1 << (8 * c->id), got;
 	uint64_t n = 0;
 	int64_t keep[2] = { -1, -1 };
+	double until = tu_now() + c->seconds;
 
-	while (tu_now() < c->until) {
+	while (tu_now() < until) {
 		int64_t r = shmpool_alloc(c->p, 5);
 
 		CHILD_CHECK(r >= 0, 2);
@@ -499,7 +500,7 @@ static void test_churn_no_double_allocation(void **state)
 	shmpool_t *p = assert_pool(tu_cache_pool(NULL, 5, 2));
 
 	for (int i = 0; i < NPROC; i++) {
-		c[i] = (struct churner){ p, tu_now() + 1.0, ops, i };
+		c[i] = (struct churner){ p, 1.0, ops, i };
 		pid[i] = tu_fork(child_churn, &c[i], 0);
 	}
 	for (int i = 0; i < NPROC; i++)

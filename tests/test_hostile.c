@@ -869,6 +869,7 @@ static void test_reopen_after_wake(void **state)
 
 struct peer {
 	_Atomic int stop;
+	_Atomic int started; /* workers and scribbler at work */
 	_Atomic uint64_t ops, errors, scribbles;
 	char path[512];
 };
@@ -884,6 +885,7 @@ static int worker_child(void *arg)
 	double dl = tu_now() + 15; /* bound even if the stop flag is lost */
 	rng_state ^= (uint64_t)getpid() << 17;
 
+	atomic_fetch_add(&peer->started, 1);
 	while (!atomic_load(&peer->stop) && tu_now() < dl) {
 		int64_t r = 0;
 		switch (rnd() % 8) {
@@ -942,6 +944,7 @@ static int scribbler_child(void *arg)
 	rng_state ^= (uint64_t)getpid();
 	/* everything after the header line up to the slot data */
 	uint64_t lo = OFF_SHARED, span = h.off_data - OFF_SHARED;
+	atomic_fetch_add(&peer->started, 1);
 	while (!atomic_load(&peer->stop)) {
 		uint64_t off = lo + rnd() % span;
 		switch (rnd() % 4) {
@@ -986,6 +989,11 @@ static void test_hostile_peer(void **state)
 		w[i] = tu_fork(worker_child, NULL, 30);
 	tu_sleep(0.1);
 	pid_t s = tu_fork(scribbler_child, NULL, 30);
+	/* the timed part starts once all of them run: on a loaded machine a
+	 * late scribbler could otherwise see the stop flag before any pass */
+	double ready = tu_now() + 10;
+	while (atomic_load(&peer->started) < WORKERS + 1 && tu_now() < ready)
+		tu_sleep(0.01);
 	tu_sleep(quick() ? 0.5 : 2.0);
 	atomic_store(&peer->stop, 1);
 	char fails[512] = "";

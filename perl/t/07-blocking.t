@@ -37,11 +37,11 @@ is(reap($pid, 30), 0, 'the child got the slot and owned it');
 $p->recover_stale;  # the child exited holding the slot
 is($p->used, 0, 'recovered the exited child\'s slot');
 $i = $p->alloc;
+$t0 = time;  # before the fork: the child's 0.2 s count from about here
 my $pid2 = spawn(sub {
 	sleep 0.2;
 	return $p->free($i) ? 0 : 5;  # hand-off: any process may free
 });
-$t0 = time;
 my $j = $p->alloc;
 ok(defined $j, 'alloc() blocked until the child freed');
 is(reap($pid2, 30), 0, 'child freed');
