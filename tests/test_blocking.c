@@ -801,6 +801,54 @@ static void test_sleeps_without_cpu(void **state)
 	shmpool_close(p);
 }
 
+/* ---- a waiter past the first word of the waiter mask --------------------- */
+
+#define FAR_USER 70 /* user records taken before the waiter's */
+
+/* Child: attach FAR_USER handles, then wait in alloc on one more: its
+ * waiter bit is in the mask's second word. */
+static int child_far_waiter(void *arg)
+{
+	const char *path = arg;
+	shmpool_t *q[FAR_USER + 1];
+
+	for (int i = 0; i <= FAR_USER; i++) {
+		q[i] = shmpool_new(path, 1, 8);
+		CHILD_CHECK(q[i] != NULL, 2);
+		if (i < FAR_USER) /* attaches: a user record each */
+			CHILD_CHECK(shmpool_try_alloc(q[i]) < 0 &&
+					    errno == EAGAIN,
+				    3);
+	}
+	CHILD_CHECK(shmpool_alloc(q[FAR_USER], WAIT_LONG) == 0, 4);
+	return 0;
+}
+
+/*
+ * A free looks at the waiter-mask words of every user ever attached, not
+ * only the first 64: a waiter whose record is past them is woken too.
+ */
+static void test_waiter_past_first_mask_word(void **state)
+{
+	(void)state;
+	const char *path = tu_path("far");
+	shmpool_t *p = assert_pool(shmpool_new(path, 1, 8));
+
+	assert_int_equal(assert_ok(shmpool_alloc(p, 0)), 0);
+	pid_t pid = tu_fork(child_far_waiter, (void *)path, 40);
+	assert_true(wait_waiters(p, 1, 20));
+	assert_true(tu_stats(p).users > 64); /* the waiter's index too */
+	assert_int_equal(shmpool_free(p, 0), 0);
+	double deadline = tu_now() + WAKE_BOUND;
+	while (shmpool_owner(p, 0) != pid && tu_now() < deadline)
+		tu_sleep(0.001);
+	if (shmpool_owner(p, 0) != pid)
+		fail_msg("a waiter with user index > 64 was not woken by the "
+			 "free within %g s: lost wake-up", WAKE_BOUND);
+	tu_wait_ok(pid, 20);
+	shmpool_close(p);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup_dir, tu_teardown_dir)
 
 int main(void)
@@ -822,6 +870,7 @@ int main(void)
 		T(test_signals),
 		T(test_thread_waiter),
 		T(test_sleeps_without_cpu),
+		T(test_waiter_past_first_mask_word),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
