@@ -207,6 +207,77 @@ static void test_alloc_zero_filled(void **state)
 	assert_int_equal(shmpool_close(p), 0);
 }
 
+/*
+ * Every slot size zeroes exactly its own bytes: the typed sizes, 16 to 64
+ * bytes in 16-byte stores from both ends (overlapping for 48), and the
+ * other sizes by memset.  The neighbour slot on each side keeps its
+ * pattern, so a store that runs past the slot fails too.
+ */
+static void test_zero_fill_sizes(void **state)
+{
+	(void)state;
+	static const uint64_t sizes[] = { 1, 4, 7, 8, 12, 16, 24, 32, 40,
+					  48, 56, 64, 72, 80, 128, 1000 };
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		uint64_t es = sizes[k], idx[3];
+		shmpool_t *p = assert_pool(shmpool_new(NULL, 3, es));
+
+		assert_int_equal(shmpool_alloc_n(p, idx, 3, 0), 3);
+		for (int j = 0; j < 3; j++)
+			memset(shmpool_ptr(p, idx[j]), 0xA5, es);
+		assert_int_equal(shmpool_free(p, 1), 0);
+		assert_int_equal(assert_ok(shmpool_alloc(p, 0)), 1);
+		if (!all_bytes(shmpool_ptr(p, 1), es, 0))
+			fail_msg("%llu-byte slot not zeroed by alloc",
+				 (unsigned long long)es);
+		if (!all_bytes(shmpool_ptr(p, 0), es, 0xA5) ||
+		    !all_bytes(shmpool_ptr(p, 2), es, 0xA5))
+			fail_msg("zeroing a %llu-byte slot wrote into a "
+				 "neighbour", (unsigned long long)es);
+		assert_int_equal(shmpool_close(p), 0);
+	}
+}
+
+/*
+ * alloc_n across whole bitmap words (63 slots each): n = capacity takes
+ * every slot once, n = capacity - 1 leaves exactly one, for pools of one
+ * word, a word and a slot, two words and more.
+ */
+static void test_alloc_n_whole_words(void **state)
+{
+	(void)state;
+	static const uint64_t caps[] = { 63, 64, 126, 127, 200 };
+
+	for (size_t k = 0; k < sizeof(caps) / sizeof(caps[0]); k++) {
+		uint64_t cap = caps[k], idx[200];
+		unsigned char seen[200] = { 0 };
+		shmpool_t *p = assert_pool(shmpool_new(NULL, cap, 8));
+
+		for (int round = 0; round < 2; round++) {
+			uint64_t n = cap - (uint64_t)round;
+
+			assert_int_equal(shmpool_alloc_n(p, idx, n, 0),
+					 (int64_t)n);
+			memset(seen, 0, sizeof seen);
+			for (uint64_t j = 0; j < n; j++) {
+				assert_true(idx[j] < cap);
+				if (seen[idx[j]]++)
+					fail_msg("capacity %llu: alloc_n(%llu) "
+						 "gave slot %llu twice",
+						 (unsigned long long)cap,
+						 (unsigned long long)n,
+						 (unsigned long long)idx[j]);
+			}
+			assert_int_equal(shmpool_used(p), n);
+			assert_int_equal(shmpool_available(p), cap - n);
+			assert_int_equal(shmpool_free_n(p, idx, n), (int64_t)n);
+			assert_int_equal(shmpool_used(p), 0);
+		}
+		assert_int_equal(shmpool_close(p), 0);
+	}
+}
+
 static void test_get_set(void **state)
 {
 	(void)state;
@@ -920,6 +991,8 @@ int main(void)
 		T(test_open_options),
 		T(test_alloc_free),
 		T(test_alloc_zero_filled),
+		T(test_zero_fill_sizes),
+		T(test_alloc_n_whole_words),
 		T(test_get_set),
 		T(test_set_trunc),
 		T(test_status_owner),
