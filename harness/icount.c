@@ -46,7 +46,7 @@ struct op {
 };
 
 #define CAPACITY 64
-#define BATCH 64
+#define BATCH 64 /* the largest batch */
 
 static int fail(const char *what)
 {
@@ -77,17 +77,27 @@ static int try_alloc_free(shmpool_t *p, long n)
 	return pairs(p, n, true);
 }
 
-static int batch(shmpool_t *p, long n)
+static int batch(shmpool_t *p, long n, uint64_t size)
 {
 	uint64_t idx[BATCH];
 
 	for (long i = 0; i < n; i++) {
-		if (shmpool_alloc_n(p, idx, BATCH, -1) != BATCH)
+		if (shmpool_alloc_n(p, idx, size, -1) != (int64_t)size)
 			return fail("alloc_n");
-		if (shmpool_free_n(p, idx, BATCH) != BATCH)
+		if (shmpool_free_n(p, idx, size) != (int64_t)size)
 			return fail("free_n");
 	}
 	return 0;
+}
+
+static int batch16(shmpool_t *p, long n)
+{
+	return batch(p, n, 16);
+}
+
+static int batch64(shmpool_t *p, long n)
+{
+	return batch(p, n, 64);
 }
 
 /* The typed calls work on one slot the loop holds. */
@@ -150,8 +160,10 @@ static const struct op ops[] = {
 	{ "alloc_free_cache", "pair", 1, SHMPOOL_RAW, 64, 32,
 	  "alloc + free, raw 64 B slots, caches of 32 (alloc_free-cache)",
 	  alloc_free },
+	{ "batch16", "slot", 16, SHMPOOL_I64, 0, 0,
+	  "alloc_n + free_n of 16 i64 slots, counted per slot", batch16 },
 	{ "batch64", "slot", BATCH, SHMPOOL_I64, 0, 0,
-	  "alloc_n + free_n of 64 i64 slots, counted per slot", batch },
+	  "alloc_n + free_n of 64 i64 slots, counted per slot", batch64 },
 	{ "i64_add", "call", 1, SHMPOOL_I64, 0, 0,
 	  "i64_add of 1 on a held slot (the atomic add rows)", i64_add },
 	{ "i64_get", "call", 1, SHMPOOL_I64, 0, 0,

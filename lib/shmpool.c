@@ -1685,6 +1685,12 @@ static uint64_t claim_word(struct shmpool *p, struct tls_ent *t, uint64_t w,
 		uint64_t fr, take = 0, k = 0, m;
 
 		fr = v & WORD_LOCK ? 0 : ~v & valid_bits(p, w);
+		if (need >= SLOTS_PER_WORD) {
+			/* every free bit of the word, without a loop */
+			take = fr;
+			k = fr ? (uint64_t)__builtin_popcountll(fr) : 0;
+			fr = 0;
+		}
 		while (fr && k < need) {
 			uint64_t b = fr & -fr;
 
