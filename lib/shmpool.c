@@ -1333,12 +1333,19 @@ static int handle_owns(const struct shmpool *p, uint32_t uid)
 	return 0;
 }
 
+/*
+ * Raise the high-water mark of user indexes to @n before record n - 1 is
+ * first used.  have_waiters() relies on a free's seq_cst load seeing it:
+ * when another user raised it past n already, the acquire load (or failed
+ * CAS) that finds so orders that raise before this user's later seq_cst
+ * operations, as the CAS would.
+ */
 static void hwm_raise(struct shmpool *p, uint32_t n)
 {
-	uint32_t cur = atomic_load_explicit(&p->sh->user_hwm, RLX);
+	uint32_t cur = atomic_load_explicit(&p->sh->user_hwm, ACQ);
 
 	while (cur < n && !atomic_compare_exchange_weak_explicit(
-				  &p->sh->user_hwm, &cur, n, SC, RLX))
+				  &p->sh->user_hwm, &cur, n, SC, ACQ))
 		;
 }
 
