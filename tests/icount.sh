@@ -34,15 +34,27 @@ check $? "a CSV of something else: exit 2, file:line (got $rc)"
 
 printf 'op,unit,instructions,calls,build,cc,cflags\n' >"$tmp/nan.csv"
 printf 'alloc_free,pair,many,1,b,cc,-O2\n' >>"$tmp/nan.csv"
+printf 'i64_add,call,nan,1,b,cc,-O2\n' >>"$tmp/nan.csv"
 run alloc_free --baseline "$tmp/nan.csv"
-[ "$rc" = 2 ] && grep -q "nan.csv:2: instructions 'many' is not a number" "$tmp/err"
-check $? "a count that is not a number: exit 2, file:line (got $rc)"
+rc1=$rc
+grep -q "nan.csv:2: instructions 'many' is not a positive number" "$tmp/err"
+e1=$?
+sed -i 2d "$tmp/nan.csv" # now the nan row is line 2
+run alloc_free --baseline "$tmp/nan.csv"
+[ "$rc1" = 2 ] && [ "$e1" = 0 ] && [ "$rc" = 2 ] &&
+	grep -q "nan.csv:2: instructions 'nan' is not a positive number" "$tmp/err"
+check $? "counts 'many' and 'nan': exit 2, file:line (got $rc1, $rc)"
 
 run no_such_op
 rc1=$rc
+run alloc_free --tolerance nan
+rc2=$rc
+run alloc_free -o "$tmp/no/such/dir/out.csv"
+rc3=$rc
 run alloc_free --calls 0
-[ "$rc1" = 2 ] && [ "$rc" = 2 ] && grep -q -- "--calls must be at least 1" "$tmp/err"
-check $? "an unknown op and --calls 0: exit 2 (got $rc1, $rc)"
+[ "$rc1" = 2 ] && [ "$rc2" = 2 ] && [ "$rc3" = 2 ] && [ "$rc" = 2 ] &&
+	grep -q -- "--calls must be at least 1" "$tmp/err"
+check $? "unknown op, --tolerance nan, unwritable -o, --calls 0: exit 2 (got $rc1, $rc2, $rc3, $rc)"
 
 # valgrind cannot run a sanitizer build (CI makes one): refused, exit 5
 if grep -q '^CFLAGS = .*-fsanitize' "$top_builddir/Makefile"; then
