@@ -1545,8 +1545,8 @@ static inline void zero_slot(struct shmpool *p, uint64_t idx)
 {
 	unsigned char *s = slot_addr(p, idx);
 
-	/* constant sizes become single stores for the typed variants; the
-	 * call stays out of the fast paths, which then save no registers */
+	/* constant sizes become single stores for the typed variants; only
+	 * big raw slots call memset, out of line */
 	if (p->stride == 8)
 		memset(s, 0, 8);
 	else if (p->stride == 4)
@@ -1649,7 +1649,9 @@ static inline int64_t claim_one(struct shmpool *p, struct tls_ent *t)
  * the hint's word, one CAS.  Returns -1 without a claim when that is not
  * enough (no such bit, a lost CAS, a bad hint): claim_one() then scans.  A
  * lost CAS leaves a pending record that claim_one() replaces or clears.
- * Straight-line code with no calls, so the compiler saves no registers.
+ * Straight-line code with no calls.  (shmpool_alloc() around it still
+ * saves three registers on entry: its slow-path call needs the arguments
+ * kept, and making the zeroing a tail call did not change that.)
  */
 static inline int64_t claim_fast(struct shmpool *p, struct tls_ent *t)
 {
