@@ -1647,29 +1647,53 @@ static inline int64_t claim_one(struct shmpool *p, struct tls_ent *t)
 /*
  * The fast path of claim_one(): the first free bit at or after the hint in
  * the hint's word, one CAS.  Returns -1 without a claim when that is not
- * enough (no such bit, a lost CAS, a bad hint): claim_one() then scans.  A
- * lost CAS leaves a pending record that claim_one() replaces or clears.
+ * enough (no such bit, a lost CAS, a bad hint): claim_one() then scans.
  * Straight-line code with no calls.  (shmpool_alloc() around it still
  * saves three registers on entry: its slow-path call needs the arguments
  * kept, and making the zeroing a tail call did not change that.)
+ *
+ * The pending record goes out before the bitmap word is loaded, naming the
+ * hint's own bit: a free leaves the hint on the slot it freed, so in an
+ * alloc/free loop that is the bit the claim takes.  The store then drains
+ * from the store buffer while the word loads, instead of holding up the
+ * locked CAS, which waits for every older store.  Another bit is named
+ * again before the CAS.  A record naming a bit this call does not claim
+ * is the state a lost CAS leaves anyway (recovery reads it as a claim that
+ * may not have landed; every -1 goes on to claim_one(), which replaces or
+ * clears it), as long as the bit is not one this user holds: that would
+ * read as this claim landed, and recovery would free the slot without
+ * counting it.  Only this user stores its own id as an owner, so one load
+ * of the hint slot's owner rules that out.  (The spin model checks this
+ * order, and finds the miscount without the owner test: tests/model.sh.)
  */
 static inline int64_t claim_fast(struct shmpool *p, struct tls_ent *t)
 {
 	struct pool_user *u = t->u;
 	uint64_t hint = atomic_load_explicit(&u->hint, RLX);
 	uint64_t snap = atomic_load_explicit(&u->nalloc, RLX);
-	uint64_t w = hint >> 6, v, fr, bit, b;
+	uint64_t w = hint >> 6, hb = hint & 63, g = hint - w, v, fr, bit, b;
+	uint64_t named = 64; /* the bit the record names; 64: none yet */
 
 	if (unlikely(w >= p->nwords))
 		return -1;
+	if (likely(g < p->capacity &&
+		   atomic_load_explicit(&p->owner[g], RLX) != t->uid + 1)) {
+		atomic_store_explicit(&u->pend_op,
+				      PEND1(OP_ALLOC1, w, hb, snap), REL);
+		CP();
+		named = hb;
+	}
 	v = atomic_load_explicit(BM(p, w), SC);
-	fr = ~v & valid_bits(p, w) & (~0ull << (hint & 63));
+	fr = ~v & valid_bits(p, w) & (~0ull << hb);
 	if (unlikely(!fr || (v & WORD_LOCK)))
 		return -1;
 	bit = fr & -fr;
 	b = (uint64_t)__builtin_ctzll(bit);
-	atomic_store_explicit(&u->pend_op, PEND1(OP_ALLOC1, w, b, snap), REL);
-	CP();
+	if (unlikely(b != named)) {
+		atomic_store_explicit(&u->pend_op,
+				      PEND1(OP_ALLOC1, w, b, snap), REL);
+		CP();
+	}
 	if (unlikely(!atomic_compare_exchange_strong_explicit(
 		    BM(p, w), &v, v | bit, SC, SC)))
 		return -1;
@@ -2801,6 +2825,13 @@ static __attribute__((noinline)) int free_lost(uint64_t idx)
  * The fast path inline: a slot this thread owns.  Anything else (first
  * call of a thread, a bad index, a slot of another user, errors) goes to
  * free_slow, which checks everything again: nothing was written yet.
+ *
+ * The owner alone says the slot is this thread's: only this user stores
+ * its own id (a claim, a hand-off), and its free clears it before the
+ * release.  So the fast path does not load the bitmap word first (a pool
+ * whose owner and bit disagree is corrupt: the release finds the bit clear
+ * and fails with ENOENT), and the release's two stores reach the store
+ * buffer sooner: 19.5 instead of 21.2 ns a pair on the 2 vCPU Xeon.
  */
 HOT SHMPOOL_API int shmpool_free(shmpool_t *p, uint64_t idx)
 {
@@ -2810,8 +2841,6 @@ HOT SHMPOOL_API int shmpool_free(shmpool_t *p, uint64_t idx)
 		uint64_t w = word_of(idx), b = idx - w * SLOTS_PER_WORD;
 		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
 
-		/* With a cache the owner alone tells: only this user stores
-		 * its own id, after its claim and before its release. */
 		if (p->ccap) {
 			if (likely(o == t->uid + 1) &&
 			    likely(cache_push(p, t, idx) == 0)) {
@@ -2819,9 +2848,7 @@ HOT SHMPOOL_API int shmpool_free(shmpool_t *p, uint64_t idx)
 					return cache_give_back(p, t);
 				return 0;
 			}
-		} else if (likely(o == t->uid + 1 &&
-				  ((atomic_load_explicit(BM(p, w), ACQ) >> b) &
-				   1))) {
+		} else if (likely(o == t->uid + 1)) {
 			if (unlikely(!release_one(p, t, idx, w, b)))
 				return free_lost(idx);
 			atomic_store_explicit(&t->u->hint, hint_pos(w, b),

@@ -16,6 +16,10 @@
 # (FIXLIVE: recovery scans live pending records again after loading an
 # ownerless bit; FIXWAKE: recovery wakes waiters whenever a user died).
 # FIXLIVE=0 and FIXWAKE=0 replay the old code and must fail.
+# EARLYOWN=0 drops the owner test before the first pending record of
+# shmpool_alloc's fast path (which goes out before the bitmap load): a
+# record naming a slot its user already holds then reads as a landed
+# claim, and recovery frees that slot uncounted.  It must fail.
 #
 # With -DCACHE=K the model adds the per-user slot cache (pop, push, refill,
 # flush, steal with its membarrier, recovery's takeover of a dead thief's
@@ -58,6 +62,8 @@ cases=(
 	"2 users, 1 slot, one SIGKILL at any step, recovery|-DNU=2 -DNS=1 -DMAXKILL=1 $fixes|pass"
 	"2 users, 1 slot, SIGKILL, a waiter times out|-DNU=2 -DNS=1 -DMAXKILL=1 -DTMO=1 $fixes|pass"
 	"2 users, 2 slots, one SIGKILL at any step, recovery|-DNU=2 -DNS=2 -DMAXKILL=1 $fixes|pass|-O2"
+	"2 users, 2 slots, user 0 allocates a second one, one SIGKILL at any step|-DNU=2 -DNS=2 -DMAXKILL=1 -DHOLD2 $fixes|pass|-O2 -DCOLLAPSE"
+	"EARLYOWN=0 (alloc's early record may name a slot its user holds) miscounts|-DNU=2 -DNS=2 -DMAXKILL=1 -DHOLD2 -DEARLYOWN=0 $fixes|fail"
 	"as implemented, 3 users, 1 slot, no crash|-DNU=3 -DNS=1 -DMAXKILL=0|pass"
 	"as implemented, 2 users, 1 slot, SIGKILL, recovery|-DNU=2 -DNS=1 -DMAXKILL=1|pass"
 	"FIXLIVE=0 (recovery scans live ops only before loading the owner) fails|-DNU=2 -DNS=1 -DMAXKILL=1 -DFIXLIVE=0|fail"

@@ -429,6 +429,62 @@ static void test_corrupt_words(void **state)
 		fail_msg("corrupt metadata words not handled:%s", fails);
 }
 
+/*
+ * An owner entry that names the caller while the slot's bitmap bit is
+ * clear: only a corrupt pool shows one.  The fast path of shmpool_free
+ * trusts the owner entry without loading the bit; the release then finds
+ * the bit clear, and the call must fail with ENOENT without counting a
+ * free, and leave the slot claimable.
+ */
+static void test_owner_without_bit(void **state)
+{
+	(void)state;
+	const char *path = tu_path("ownerbit.pool");
+	shmpool_t *p = shmpool_new(path, 10, 8);
+	assert_non_null(p);
+	int64_t x = shmpool_alloc(p, 0), y = shmpool_alloc(p, 0);
+	assert_true(x >= 0 && y >= 0);
+
+	size_t len;
+	unsigned char *img = tu_read_file(path, &len);
+	struct pool_hdr h;
+	read_hdr(img, len, &h);
+	free(img);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+				fd, 0);
+	assert_true(m != MAP_FAILED);
+	close(fd);
+	/* 10 slots: one bitmap word */
+	_Atomic uint64_t *word = (_Atomic uint64_t *)(m + h.off_bitmap);
+	atomic_fetch_and(word, ~(1ull << x));
+	assert_int_equal(shmpool_used(p), 2);
+
+	errno = 0;
+	assert_int_equal(shmpool_free(p, (uint64_t)x), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(shmpool_used(p), 2); /* no free counted */
+	assert_int_equal(atomic_load(word) & (1ull << x), 0);
+	assert_int_equal(shmpool_is_allocated(p, (uint64_t)y), 1);
+	errno = 0;
+	assert_int_equal(shmpool_free(p, (uint64_t)x), -1); /* again */
+	assert_int_equal(errno, ENOENT);
+
+	/* every slot but y can be claimed, x among them */
+	uint64_t got[9];
+	assert_int_equal(shmpool_alloc_n(p, got, 9, 0), 9);
+	int seen = 0;
+	for (int i = 0; i < 9; i++)
+		seen |= got[i] == (uint64_t)x;
+	assert_true(seen);
+	assert_int_equal(shmpool_try_alloc(p), -1);
+	assert_int_equal(shmpool_free_n(p, got, 9), 9);
+	assert_int_equal(shmpool_free(p, (uint64_t)y), 0);
+	munmap(m, len);
+	assert_int_equal(shmpool_close(p), 0);
+}
+
 /* ---- truncation --------------------------------------------------------- */
 
 struct create_arg {
@@ -1244,6 +1300,7 @@ int main(int argc, char **argv)
 		T(test_corrupt_header_bytes),
 		T(test_corrupt_metadata),
 		T(test_corrupt_words),
+		T(test_owner_without_bit),
 		T(test_truncation),
 		T(test_foreign_files),
 		T(test_other_users),

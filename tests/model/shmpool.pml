@@ -602,6 +602,42 @@ inline claim_one()
 	claim_rest()
 }
 
+/*
+ * claim_fast(), shmpool_alloc's first try without caches: its pending
+ * record goes out before the load of the bitmap and names the bit at the
+ * user's hint, which can be any bit (where the user last freed, or a bit
+ * of a word claimed by others since), except one the user holds: the code
+ * loads that bit's owner first (folded into this step: only the user
+ * itself stores its own id), since a record naming a bit the user holds
+ * reads as its claim landed.  claim_rest() names the bit it picks again.
+ * EARLYOWN=0 leaves the owner test out and must fail.
+ */
+#ifndef EARLYOWN
+#define EARLYOWN 1
+#endif
+#if !CACHE
+#define GUESS(g) (NS > g && (!EARLYOWN || owner[g] != u + 1))
+inline claim_fast()
+{
+	atomic {
+		snap = nalloc[u];
+		if
+		:: GUESS(0) -> b = 0; ok = true
+		:: GUESS(1) -> b = 1; ok = true
+		:: GUESS(2) -> b = 2; ok = true
+		:: else -> skip
+		fi;
+		if
+		:: ok -> pend_op[u] = OP_ALLOC1; pend_bit[u] = b;
+			pend_cnt[u] = snap
+		:: else -> skip
+		fi;
+		b = 0; snap = 0; ok = false
+	}
+	claim_one()
+}
+#endif
+
 /* ---- shmpool_free ------------------------------------------------------- */
 
 /* wake_if_waiters(1) after a bit clear (seq_cst load of the mask) */
@@ -978,7 +1014,7 @@ inline alloc_blocking()
 	:: atomic { r != NONE -> skip }
 	fi;
 #else
-	claim_one();
+	claim_fast();
 #endif
 	if
 	:: r != NONE -> skip
