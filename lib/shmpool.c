@@ -28,9 +28,11 @@
  * publishes {ALLOC, word, bit, nalloc} in its record, claims the bit with
  * one CAS on the word, stores its owner id, zeroes the slot, then stores
  * nalloc + 1, which marks the record completed (it is not cleared: one
- * store fewer before the next locked instruction).  free publishes {FREE,
- * word, bit, nfree}, stores owner = 0, clears the bit with one fetch_and
- * and stores nfree + 1.  An uncontended alloc+free thus
+ * store fewer before the next locked instruction).  Its fast path
+ * publishes the record before it loads the word, naming the hint's bit,
+ * and names the bit again only if it picks another (claim_fast).  free
+ * publishes {FREE, word, bit, nfree}, stores owner = 0, clears the bit
+ * with one fetch_and and stores nfree + 1.  An uncontended alloc+free thus
  * costs two atomic RMWs on shared lines; everything else is plain stores to
  * the user's own line.  A free by another user first moves the owner to
  * itself with a CAS (hand-off), which also arbitrates against recovery.
