@@ -314,6 +314,21 @@ static inline uint64_t word_of(uint64_t idx)
 	return idx / SLOTS_PER_WORD;
 }
 
+/*
+ * word_of() of a slot index, below SHMPOOL_MAX_CAPACITY, in one multiply:
+ * the high half of idx * ceil(2^64 / 63) is idx / 63 for every idx below
+ * 2^64 / 47 (the multiplier's excess, 47/63, times idx / 2^64 stays under
+ * 1/63).  GCC's division of a full 64-bit value by 63 takes four more
+ * instructions, on the free's way to its pending record.
+ */
+static inline uint64_t word_of_slot(uint64_t idx)
+{
+	_Static_assert(SHMPOOL_MAX_CAPACITY < 1ull << 58,
+		       "word_of_slot's multiply is exact below 2^64 / 47");
+	return (uint64_t)(((unsigned __int128)idx * 0x0410410410410411ull) >>
+			  64);
+}
+
 static inline uint64_t bit_of(uint64_t idx)
 {
 	return 1ull << (idx % SLOTS_PER_WORD);
@@ -2840,7 +2855,7 @@ HOT SHMPOOL_API int shmpool_free(shmpool_t *p, uint64_t idx)
 	if (likely(p && idx < p->capacity &&
 		   tls_ents[0].serial == p->serial)) {
 		struct tls_ent *t = &tls_ents[0];
-		uint64_t w = word_of(idx), b = idx - w * SLOTS_PER_WORD;
+		uint64_t w = word_of_slot(idx), b = idx - w * SLOTS_PER_WORD;
 		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
 
 		if (p->ccap) {
