@@ -1688,6 +1688,7 @@ static inline int64_t claim_fast(struct shmpool *p, struct tls_ent *t)
 	struct pool_user *u = t->u;
 	uint64_t hint = atomic_load_explicit(&u->hint, RLX);
 	uint64_t snap = atomic_load_explicit(&u->nalloc, RLX);
+	/* g: the hint's slot, w * 63 + hb */
 	uint64_t w = hint >> 6, hb = hint & 63, g = hint - w, v, fr, bit, b;
 	uint64_t named = 64; /* the bit the record names; 64: none yet */
 
@@ -2858,22 +2859,22 @@ HOT SHMPOOL_API int shmpool_free(shmpool_t *p, uint64_t idx)
 		uint64_t w = word_of_slot(idx), b = idx - w * SLOTS_PER_WORD;
 		uint32_t o = atomic_load_explicit(&p->owner[idx], ACQ);
 
-		if (p->ccap) {
-			if (likely(o == t->uid + 1) &&
-			    likely(cache_push(p, t, idx) == 0)) {
+		if (likely(o == t->uid + 1)) {
+			if (!p->ccap) {
+				if (unlikely(!release_one(p, t, idx, w, b)))
+					return free_lost(idx);
+				atomic_store_explicit(&t->u->hint,
+						      hint_pos(w, b), RLX);
+				CP();
+				if (unlikely(have_waiters(p)))
+					return free_wake(p);
+				return 0;
+			}
+			if (likely(cache_push(p, t, idx) == 0)) {
 				if (unlikely(have_waiters(p)))
 					return cache_give_back(p, t);
 				return 0;
 			}
-		} else if (likely(o == t->uid + 1)) {
-			if (unlikely(!release_one(p, t, idx, w, b)))
-				return free_lost(idx);
-			atomic_store_explicit(&t->u->hint, hint_pos(w, b),
-					      RLX);
-			CP();
-			if (unlikely(have_waiters(p)))
-				return free_wake(p);
-			return 0;
 		}
 	}
 	return free_slow(p, idx);
